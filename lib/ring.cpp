@@ -1,0 +1,197 @@
+// Ring design: every SQE's user_data is the address of the IoOp that asked for it, except the
+// SQEs of cancel requests, whose user_data is 0 and whose completions are dropped. Completions
+// only store the result and enqueue the waiter: nothing is resumed from here.
+// One io_uring_submit_and_wait_timeout per loop iteration carries every SQE prepared since the
+// previous one; SQEs are submitted early only when the SQ is full.
+#include "ring.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <system_error>
+
+namespace ringlet::detail {
+
+thread_local int ring_setup_fault_for_tests = 0;
+
+namespace {
+
+std::string io_uring_disabled_sysctl() {
+    std::ifstream in("/proc/sys/kernel/io_uring_disabled");
+    std::string value;
+    if (in >> value)
+        return value;
+    return {};
+}
+
+[[noreturn]] void throw_setup_error(int err, unsigned entries) {
+    std::string what = "io_uring_setup(entries=" + std::to_string(entries) + ") failed";
+    switch (err) {
+    case ENOSYS:
+        what += ": io_uring is not available (the kernel lacks it, or a seccomp profile makes "
+                "io_uring_setup return ENOSYS); ringlet needs Linux 5.19 or later with io_uring";
+        break;
+    case EPERM: {
+        std::string sysctl = io_uring_disabled_sysctl();
+        if (!sysctl.empty() && sysctl != "0")
+            what += ": io_uring is disabled by kernel.io_uring_disabled=" + sysctl +
+                    " (enable it with: sysctl -w kernel.io_uring_disabled=0)";
+        else
+            what += ": io_uring is blocked, most likely by a seccomp profile (containers: run "
+                    "with a profile that allows io_uring_setup/io_uring_enter/io_uring_register, "
+                    "e.g. --security-opt seccomp=unconfined)";
+        break;
+    }
+    case ENOMEM:
+        what += ": not enough locked memory for the ring (raise RLIMIT_MEMLOCK, ulimit -l, or "
+                "use fewer entries)";
+        break;
+    case EINVAL:
+        what += ": invalid parameters (entries must be between 1 and 32768)";
+        break;
+    default:
+        break;
+    }
+    throw std::system_error(err, std::generic_category(), what);
+}
+
+int try_setup(io_uring& ring, unsigned entries, unsigned flags) {
+    io_uring_params params{};
+    params.flags = flags | IORING_SETUP_CQSIZE;
+    params.cq_entries = entries * 2;
+    return io_uring_queue_init_params(entries, &ring, &params);
+}
+
+} // namespace
+
+Ring::Ring(const LoopOptions& options, ReadyQueue& ready) : ready_(ready) {
+    unsigned entries = options.ring_entries;
+    if (int fault = std::exchange(ring_setup_fault_for_tests, 0))
+        throw_setup_error(fault, entries);
+    if (entries == 0 || entries > 32768)
+        throw_setup_error(EINVAL, entries);
+
+    struct Attempt {
+        unsigned flags;
+        const char* description;
+    };
+    const Attempt defer{IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
+                            IORING_SETUP_DEFER_TASKRUN,
+                        "io_uring (SINGLE_ISSUER|DEFER_TASKRUN)"};
+    const Attempt coop{IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
+                           IORING_SETUP_TASKRUN_FLAG,
+                       "io_uring (COOP_TASKRUN)"};
+    const Attempt plain{0, "io_uring (plain)"};
+    Attempt attempts[3];
+    std::size_t n = 0;
+    if (options.ring_setup == RingSetup::automatic)
+        attempts[n++] = defer;
+    if (options.ring_setup != RingSetup::plain)
+        attempts[n++] = coop;
+    attempts[n++] = plain;
+
+    int rc = -EINVAL;
+    for (std::size_t i = 0; i < n; ++i) {
+        rc = try_setup(ring_, entries, attempts[i].flags);
+        if (rc == 0) {
+            description_ = attempts[i].description;
+            break;
+        }
+        // EINVAL: this kernel does not know the flags; try the next fallback.
+        if (rc != -EINVAL)
+            break;
+    }
+    if (rc < 0)
+        throw_setup_error(-rc, entries);
+    if (!(ring_.features & IORING_FEAT_NODROP)) {
+        io_uring_queue_exit(&ring_);
+        throw std::system_error(ENOTSUP, std::generic_category(),
+                                "io_uring lacks IORING_FEAT_NODROP (Linux 5.5+ is required)");
+    }
+    // Saves an fget/fput per io_uring_enter where supported (5.18+); optional.
+    io_uring_register_ring_fd(&ring_);
+}
+
+Ring::~Ring() { io_uring_queue_exit(&ring_); }
+
+io_uring_sqe* Ring::next_sqe() {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    while (sqe == nullptr) {
+        // SQ full: hand the queued SQEs to the kernel and take a fresh slot.
+        int rc = io_uring_submit(&ring_);
+        if (rc == -EBUSY) // CQ backlog (NODROP): make room by reaping first
+            reap();
+        else if (rc < 0 && rc != -EINTR)
+            throw std::system_error(-rc, std::generic_category(), "io_uring_submit");
+        sqe = io_uring_get_sqe(&ring_);
+    }
+    return sqe;
+}
+
+void Ring::attach(io_uring_sqe* sqe, IoOp& op) noexcept {
+    io_uring_sqe_set_data(sqe, &op);
+    op.in_flight = true;
+    op.cancel_requested = false;
+    ++in_flight_;
+}
+
+void Ring::read(IoOp& op, int fd, std::span<std::byte> buffer, std::uint64_t offset) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_read(sqe, fd, buffer.data(), static_cast<unsigned>(buffer.size()), offset);
+    attach(sqe, op);
+}
+
+void Ring::write(IoOp& op, int fd, std::span<const std::byte> buffer, std::uint64_t offset) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_write(sqe, fd, buffer.data(), static_cast<unsigned>(buffer.size()), offset);
+    attach(sqe, op);
+}
+
+void Ring::cancel(IoOp& op) {
+    if (!op.in_flight || op.cancel_requested)
+        return;
+    op.cancel_requested = true;
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_cancel(sqe, &op, 0);
+    io_uring_sqe_set_data64(sqe, 0);
+}
+
+std::size_t Ring::submit_and_wait(std::optional<std::chrono::nanoseconds> timeout) {
+    __kernel_timespec ts{};
+    __kernel_timespec* tsp = nullptr;
+    if (timeout) {
+        auto ns = timeout->count() < 0 ? 0 : timeout->count();
+        ts.tv_sec = ns / 1'000'000'000;
+        ts.tv_nsec = ns % 1'000'000'000;
+        tsp = &ts;
+    }
+    io_uring_cqe* cqe = nullptr;
+    int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, tsp, nullptr);
+    // -ETIME: timeout; -EINTR: a signal, the next iteration waits again; -EBUSY: the CQ is
+    // backed up, reaping below makes room and the next iteration resubmits.
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
+        throw std::system_error(-rc, std::generic_category(), "io_uring_submit_and_wait_timeout");
+    return reap();
+}
+
+std::size_t Ring::reap() noexcept {
+    io_uring_cqe* cqe;
+    unsigned head;
+    std::size_t count = 0;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+        ++count;
+        auto* op = static_cast<IoOp*>(io_uring_cqe_get_data(cqe));
+        if (op == nullptr)
+            continue; // the completion of a cancel request
+        op->result = cqe->res;
+        op->flags = cqe->flags;
+        op->in_flight = false;
+        --in_flight_;
+        ready_.push(op->waiter);
+    }
+    io_uring_cq_advance(&ring_, static_cast<unsigned>(count));
+    return count;
+}
+
+} // namespace ringlet::detail

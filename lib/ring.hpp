@@ -1,0 +1,46 @@
+// Ring: the io_uring implementation of detail::IoBackend (private to lib/).
+// Set-up probes SINGLE_ISSUER|DEFER_TASKRUN, then COOP_TASKRUN, then a plain ring; the CQ is
+// twice the SQ and the ring fd is registered where the kernel allows. Loop thread only
+// (SINGLE_ISSUER binds the ring to the thread that created it).
+#pragma once
+
+#include "ringlet/detail/io_backend.hpp"
+#include "ringlet/detail/ready_queue.hpp"
+#include "ringlet/event_loop.hpp"
+
+#include <liburing.h>
+
+namespace ringlet::detail {
+
+/// Test hook: when non-zero, the next Ring set-up fails with this errno before calling the
+/// kernel (to test the error messages for ENOSYS, EPERM and the like).
+extern thread_local int ring_setup_fault_for_tests;
+
+class Ring final : public IoBackend {
+public:
+    Ring(const LoopOptions& options, ReadyQueue& ready);
+    ~Ring() override;
+
+    void read(IoOp& op, int fd, std::span<std::byte> buffer, std::uint64_t offset) override;
+    void write(IoOp& op, int fd, std::span<const std::byte> buffer,
+               std::uint64_t offset) override;
+    void cancel(IoOp& op) override;
+    std::size_t submit_and_wait(std::optional<std::chrono::nanoseconds> timeout) override;
+    std::size_t in_flight() const noexcept override { return in_flight_; }
+    const char* describe() const noexcept override { return description_; }
+
+    /// A free SQE, submitting what is queued first if the SQ is full.
+    io_uring_sqe* next_sqe();
+    /// Queues `op` on `sqe` (user_data, bookkeeping).
+    void attach(io_uring_sqe* sqe, IoOp& op) noexcept;
+
+private:
+    std::size_t reap() noexcept;
+
+    io_uring ring_{};
+    ReadyQueue& ready_;
+    std::size_t in_flight_ = 0;
+    const char* description_ = "io_uring";
+};
+
+} // namespace ringlet::detail
