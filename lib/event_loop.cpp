@@ -51,7 +51,7 @@ std::string describe_exception(const std::exception_ptr& e) {
 
 /// Marks the loop as the one running on this thread for the scope.
 class RunningScope {
-public:
+  public:
     RunningScope(EventLoop& loop, bool& running) : running_(running) {
         running_loop = &loop;
         running_ = true;
@@ -61,7 +61,7 @@ public:
         running_loop = nullptr;
     }
 
-private:
+  private:
     bool& running_;
 };
 
@@ -71,14 +71,13 @@ namespace detail {
 
 /// Keeps a read armed on the inbox eventfd; on completion runs what other threads posted.
 class InboxReader final : public Runnable {
-public:
+  public:
     InboxReader(EventLoop& loop, std::shared_ptr<RemoteInbox> inbox)
         : loop_(loop), inbox_(std::move(inbox)) {
         op_.waiter = this;
     }
     void arm() {
-        loop_.io().read(op_, inbox_->eventfd(), std::as_writable_bytes(std::span(&counter_, 1)),
-                        0);
+        loop_.io().read(op_, inbox_->eventfd(), std::as_writable_bytes(std::span(&counter_, 1)), 0);
     }
     void cancel() { loop_.io().cancel(op_); }
     bool armed() const noexcept { return op_.in_flight; }
@@ -89,16 +88,16 @@ public:
             try {
                 callback();
             } catch (...) {
-                loop_.call_exception_handler(
-                    {"Exception in callback from call_soon_threadsafe", std::current_exception(),
-                     {}});
+                loop_.call_exception_handler({"Exception in callback from call_soon_threadsafe",
+                                              std::current_exception(),
+                                              {}});
             }
         }
         arm();
     }
     std::string describe() const override { return "call_soon_threadsafe callbacks"; }
 
-private:
+  private:
     EventLoop& loop_;
     std::shared_ptr<RemoteInbox> inbox_;
     IoOp op_;
@@ -112,8 +111,7 @@ void CallbackState::run() {
         try {
             callback_();
         } catch (...) {
-            loop_->call_exception_handler(
-                {"Exception in callback", std::current_exception(), {}});
+            loop_->call_exception_handler({"Exception in callback", std::current_exception(), {}});
         }
     }
     release(); // the loop's reference
@@ -181,7 +179,9 @@ EventLoop& EventLoop::current() {
     return *running_loop;
 }
 
-EventLoop* EventLoop::current_or_null() noexcept { return running_loop; }
+EventLoop* EventLoop::current_or_null() noexcept {
+    return running_loop;
+}
 
 EventLoop::time_point EventLoop::time() const noexcept {
     return options_.virtual_time ? virtual_now_ : clock::now();
@@ -375,7 +375,9 @@ void EventLoop::cancel_all_tasks_and_drain() {
     }
 }
 
-std::size_t EventLoop::callback_timers_pending() const noexcept { return callback_timers_; }
+std::size_t EventLoop::callback_timers_pending() const noexcept {
+    return callback_timers_;
+}
 
 void EventLoop::close() {
     if (closed_)
@@ -421,7 +423,9 @@ std::string EventLoop::dump_tasks() const {
     return out;
 }
 
-const char* EventLoop::io_backend_name() const noexcept { return io_->describe(); }
+const char* EventLoop::io_backend_name() const noexcept {
+    return io_->describe();
+}
 
 void EventLoop::set_exception_handler(ExceptionHandler handler) {
     exception_handler_ = std::move(handler);
@@ -445,7 +449,9 @@ void EventLoop::call_exception_handler(const ExceptionContext& context) noexcept
     }
 }
 
-void EventLoop::set_log_handler(LogHandler handler) { log_handler_ = std::move(handler); }
+void EventLoop::set_log_handler(LogHandler handler) {
+    log_handler_ = std::move(handler);
+}
 
 void EventLoop::log(std::string_view message) noexcept {
     try {

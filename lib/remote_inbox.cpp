@@ -13,7 +13,9 @@ RemoteInbox::RemoteInbox() : eventfd_(::eventfd(0, EFD_CLOEXEC)) {
         throw std::system_error(errno, std::generic_category(), "eventfd for the loop's wake-up");
 }
 
-RemoteInbox::~RemoteInbox() { ::close(eventfd_); }
+RemoteInbox::~RemoteInbox() {
+    ::close(eventfd_);
+}
 
 bool RemoteInbox::post(std::function<void()> callback) {
     bool wake;

@@ -6,9 +6,12 @@
 #include "ring.hpp"
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 namespace ringlet::detail {
@@ -63,10 +66,28 @@ int try_setup(io_uring& ring, unsigned entries, unsigned flags) {
     return io_uring_queue_init_params(entries, &ring, &params);
 }
 
+/// LoopOptions::ring_setup, or RINGLET_RING_SETUP when the options leave it automatic (lets
+/// a deployment or a test run force a fallback without recompiling).
+RingSetup effective_setup(RingSetup requested) {
+    const char* env = std::getenv("RINGLET_RING_SETUP");
+    if (requested != RingSetup::automatic || env == nullptr || *env == '\0')
+        return requested;
+    std::string_view v(env);
+    if (v == "automatic" || v == "defer_taskrun")
+        return RingSetup::automatic;
+    if (v == "coop_taskrun")
+        return RingSetup::coop_taskrun;
+    if (v == "plain")
+        return RingSetup::plain;
+    throw std::invalid_argument("RINGLET_RING_SETUP='" + std::string(v) +
+                                "': expected automatic, defer_taskrun, coop_taskrun or plain");
+}
+
 } // namespace
 
 Ring::Ring(const LoopOptions& options, ReadyQueue& ready) : ready_(ready) {
     unsigned entries = options.ring_entries;
+    RingSetup setup = effective_setup(options.ring_setup);
     if (int fault = std::exchange(ring_setup_fault_for_tests, 0))
         throw_setup_error(fault, entries);
     if (entries == 0 || entries > 32768)
@@ -85,9 +106,9 @@ Ring::Ring(const LoopOptions& options, ReadyQueue& ready) : ready_(ready) {
     const Attempt plain{0, "io_uring (plain)"};
     Attempt attempts[3];
     std::size_t n = 0;
-    if (options.ring_setup == RingSetup::automatic)
+    if (setup == RingSetup::automatic)
         attempts[n++] = defer;
-    if (options.ring_setup != RingSetup::plain)
+    if (setup != RingSetup::plain)
         attempts[n++] = coop;
     attempts[n++] = plain;
 
@@ -113,7 +134,9 @@ Ring::Ring(const LoopOptions& options, ReadyQueue& ready) : ready_(ready) {
     io_uring_register_ring_fd(&ring_);
 }
 
-Ring::~Ring() { io_uring_queue_exit(&ring_); }
+Ring::~Ring() {
+    io_uring_queue_exit(&ring_);
+}
 
 io_uring_sqe* Ring::next_sqe() {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);

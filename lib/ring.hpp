@@ -17,13 +17,12 @@ namespace ringlet::detail {
 extern thread_local int ring_setup_fault_for_tests;
 
 class Ring final : public IoBackend {
-public:
+  public:
     Ring(const LoopOptions& options, ReadyQueue& ready);
     ~Ring() override;
 
     void read(IoOp& op, int fd, std::span<std::byte> buffer, std::uint64_t offset) override;
-    void write(IoOp& op, int fd, std::span<const std::byte> buffer,
-               std::uint64_t offset) override;
+    void write(IoOp& op, int fd, std::span<const std::byte> buffer, std::uint64_t offset) override;
     void cancel(IoOp& op) override;
     std::size_t submit_and_wait(std::optional<std::chrono::nanoseconds> timeout) override;
     std::size_t in_flight() const noexcept override { return in_flight_; }
@@ -34,7 +33,7 @@ public:
     /// Queues `op` on `sqe` (user_data, bookkeeping).
     void attach(io_uring_sqe* sqe, IoOp& op) noexcept;
 
-private:
+  private:
     std::size_t reap() noexcept;
 
     io_uring ring_{};

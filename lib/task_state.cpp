@@ -130,7 +130,9 @@ void TaskState::destroy() noexcept {
     deallocate_frame(this, sizeof(TaskState));
 }
 
-std::string TaskState::describe() const { return fmt::format("task '{}'", name_); }
+std::string TaskState::describe() const {
+    return fmt::format("task '{}'", name_);
+}
 
 std::string TaskState::state_description() const {
     if (done())

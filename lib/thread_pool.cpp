@@ -18,7 +18,9 @@ ThreadPool::ThreadPool(std::size_t threads) {
         workers_.emplace_back([this] { work(); });
 }
 
-ThreadPool::~ThreadPool() { shutdown(); }
+ThreadPool::~ThreadPool() {
+    shutdown();
+}
 
 void ThreadPool::submit(std::function<void()> job) {
     {

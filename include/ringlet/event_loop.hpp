@@ -31,9 +31,9 @@ class RemoteInbox;
 
 /// How the io_uring is set up; `automatic` probes the best the kernel accepts.
 enum class RingSetup : std::uint8_t {
-    automatic,     ///< SINGLE_ISSUER|DEFER_TASKRUN, else COOP_TASKRUN, else plain
-    coop_taskrun,  ///< force the COOP_TASKRUN fallback (else plain)
-    plain,         ///< force a ring with no task-run flags
+    automatic,    ///< SINGLE_ISSUER|DEFER_TASKRUN, else COOP_TASKRUN, else plain
+    coop_taskrun, ///< force the COOP_TASKRUN fallback (else plain)
+    plain,        ///< force a ring with no task-run flags
 };
 
 struct LoopOptions {
@@ -57,7 +57,7 @@ struct LoopStats {
     std::uint64_t completions = 0;
     std::uint64_t timers_scheduled = 0;
     std::uint64_t timers_cancelled = 0;
-    std::size_t timers_pending = 0; ///< scheduled, neither fired nor cancelled
+    std::size_t timers_pending = 0;  ///< scheduled, neither fired nor cancelled
     std::size_t timer_heap_size = 0; ///< heap entries, including lazily kept cancelled ones
     std::size_t live_tasks = 0;      ///< spawned and not finished
     std::size_t io_in_flight = 0;
@@ -71,7 +71,7 @@ struct ExceptionContext {
 };
 
 class EventLoop {
-public:
+  public:
     using clock = std::chrono::steady_clock;
     using time_point = clock::time_point;
     using duration = clock::duration;
@@ -156,7 +156,7 @@ public:
     /// Throws std::logic_error when called from a thread other than the loop's.
     void check_thread(const char* what) const;
 
-private:
+  private:
     void run_ready(detail::Runnable* item);
     void run_until_done(detail::TaskState& task);
     void cancel_all_tasks_and_drain();
@@ -187,8 +187,7 @@ private:
 template <class T>
 T EventLoop::run_until_complete(Task<T> task) {
     auto frame = task.release_for_spawn();
-    detail::TaskRef main =
-        detail::TaskRef::adopt(spawn_frame(frame, frame.promise(), "main"));
+    detail::TaskRef main = detail::TaskRef::adopt(spawn_frame(frame, frame.promise(), "main"));
     run_until_done(*main.get());
     return detail::take_task_result<T>(*main.get());
 }

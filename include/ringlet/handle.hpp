@@ -11,7 +11,7 @@ namespace ringlet {
 
 /// A scheduled callback (asyncio.Handle).
 class Handle {
-public:
+  public:
     Handle() noexcept = default;
     explicit Handle(detail::CallbackState* state) noexcept : state_(state) {
         if (state_)
@@ -35,13 +35,13 @@ public:
     }
     bool cancelled() const noexcept { return state_ && state_->cancelled(); }
 
-protected:
+  protected:
     detail::CallbackState* state_ = nullptr;
 };
 
 /// A callback scheduled at a time (asyncio.TimerHandle).
 class TimerHandle : public Handle {
-public:
+  public:
     using Handle::Handle;
     std::chrono::steady_clock::time_point when() const noexcept {
         return state_ ? state_->when() : std::chrono::steady_clock::time_point{};

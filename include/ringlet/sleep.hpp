@@ -12,7 +12,7 @@ namespace ringlet {
 namespace detail {
 
 class SleepAwaiter final : public SuspendPoint {
-public:
+  public:
     using time_point = EventLoop::time_point;
 
     static SleepAwaiter until(time_point deadline) noexcept { return SleepAwaiter(deadline, {}); }
@@ -47,7 +47,7 @@ public:
     }
     std::string what_awaited() const override { return queued_ ? "yield" : "sleep"; }
 
-private:
+  private:
     SleepAwaiter(std::optional<time_point> deadline, EventLoop::duration delay) noexcept
         : deadline_(deadline), delay_(delay) {}
 
@@ -63,8 +63,7 @@ private:
 /// Cancellation: raises CancelledError and removes the timer.
 template <class Rep, class Period>
 detail::SleepAwaiter sleep(std::chrono::duration<Rep, Period> delay) noexcept {
-    return detail::SleepAwaiter::after(
-        std::chrono::duration_cast<EventLoop::duration>(delay));
+    return detail::SleepAwaiter::after(std::chrono::duration_cast<EventLoop::duration>(delay));
 }
 
 /// Suspends the current task until the loop's clock reaches `deadline`.

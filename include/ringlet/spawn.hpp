@@ -18,7 +18,7 @@ namespace ringlet {
 
 /// A reference to a spawned task, without access to its result (asyncio.Task as an object).
 class TaskHandle {
-public:
+  public:
     TaskHandle() noexcept = default;
     explicit TaskHandle(detail::TaskRef state) noexcept : state_(std::move(state)) {}
 
@@ -30,9 +30,7 @@ public:
     bool cancelled() const noexcept {
         return state_ && state_->outcome() == detail::TaskState::Outcome::cancelled;
     }
-    const std::string& name() const {
-        return checked().name();
-    }
+    const std::string& name() const { return checked().name(); }
     std::uint64_t id() const { return checked().id(); }
     /// What the task is doing, as in dump_tasks(): "awaiting sleep", "running", "done"...
     std::string state() const { return checked().state_description(); }
@@ -41,7 +39,7 @@ public:
         return a.state_.get() == b.state_.get();
     }
 
-protected:
+  protected:
     detail::TaskState& checked() const {
         if (!state_)
             throw std::logic_error("use of an empty ringlet task handle");
@@ -57,11 +55,11 @@ protected:
 /// finish (asyncio semantics; use shield() to prevent that).
 template <class T = void>
 class JoinHandle : public TaskHandle {
-public:
+  public:
     using TaskHandle::TaskHandle;
 
     class Awaiter final : public detail::SuspendPoint, public detail::DoneObserver {
-    public:
+      public:
         explicit Awaiter(detail::TaskState* child) noexcept : child_(child) {}
         Awaiter(const Awaiter&) = delete;
         Awaiter& operator=(const Awaiter&) = delete;
@@ -89,8 +87,7 @@ public:
                     task_->clear_cancel_request();
                     throw CancelledError();
                 }
-                if (forwarded_cancel_ &&
-                    child_->outcome() == detail::TaskState::Outcome::cancelled)
+                if (forwarded_cancel_ && child_->outcome() == detail::TaskState::Outcome::cancelled)
                     task_->clear_cancel_request(); // the CancelledError below is ours
             }
             return detail::take_task_result<T>(*child_);
@@ -106,7 +103,7 @@ public:
         }
         std::string what_awaited() const override { return "join " + child_->describe(); }
 
-    private:
+      private:
         detail::TaskState* child_;
         bool observing_ = false;
         bool forwarded_cancel_ = false;

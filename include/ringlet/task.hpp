@@ -29,7 +29,7 @@ struct TaskPromise : PromiseBase {
     Task<T> get_return_object() noexcept;
 
     template <class U = T>
-        requires std::is_convertible_v<U&&, T>
+    requires std::is_convertible_v<U&&, T>
     void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
         value_.emplace(std::forward<U>(value));
     }
@@ -40,7 +40,7 @@ struct TaskPromise : PromiseBase {
         return std::move(*value_);
     }
 
-private:
+  private:
     std::optional<T> value_;
 };
 
@@ -56,7 +56,7 @@ struct TaskPromise<T&> : PromiseBase {
         return *value_;
     }
 
-private:
+  private:
     T* value_ = nullptr;
 };
 
@@ -78,7 +78,7 @@ struct TaskPromise<void> : PromiseBase {
 /// Lifetime: reference parameters of the coroutine must outlive its completion.
 template <class T>
 class [[nodiscard]] Task {
-public:
+  public:
     using promise_type = detail::TaskPromise<T>;
     using handle_type = std::coroutine_handle<promise_type>;
     using value_type = T;
@@ -101,7 +101,7 @@ public:
     bool valid() const noexcept { return static_cast<bool>(frame_); }
 
     class Awaiter {
-    public:
+      public:
         explicit Awaiter(handle_type frame) noexcept : frame_(frame) {}
         bool await_ready() const {
             if (!frame_)
@@ -119,7 +119,7 @@ public:
         }
         decltype(auto) await_resume() { return frame_.promise().take_result(); }
 
-    private:
+      private:
         handle_type frame_;
     };
 
@@ -135,7 +135,7 @@ public:
         return std::exchange(frame_, {});
     }
 
-private:
+  private:
     void reset() noexcept {
         if (!frame_)
             return;

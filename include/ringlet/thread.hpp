@@ -18,7 +18,7 @@ namespace ringlet {
 /// Thread safety: submit() from any thread. Lifetime: the destructor finishes the queued jobs
 /// and joins the workers.
 class ThreadPool {
-public:
+  public:
     /// max(4, std::thread::hardware_concurrency()).
     static std::size_t default_size() noexcept;
 
@@ -34,7 +34,7 @@ public:
     void shutdown() noexcept;
     std::size_t size() const noexcept { return workers_.size(); }
 
-private:
+  private:
     void work() noexcept;
 
     std::mutex mutex_;

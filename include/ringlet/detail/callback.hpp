@@ -15,7 +15,7 @@ class EventLoop;
 namespace ringlet::detail {
 
 class CallbackState final : public Runnable {
-public:
+  public:
     CallbackState(EventLoop& loop, std::function<void()> callback)
         : loop_(&loop), callback_(std::move(callback)) {}
 
@@ -40,7 +40,7 @@ public:
             delete this;
     }
 
-private:
+  private:
     EventLoop* loop_;
     std::function<void()> callback_;
     TimerId timer_;

@@ -25,7 +25,7 @@ struct IoOp {
 };
 
 class IoBackend {
-public:
+  public:
     virtual ~IoBackend() = default;
 
     // Operations. Each queues a request (submitted with the loop's next wait) whose completion

@@ -17,13 +17,13 @@ namespace ringlet::detail {
 
 /// Where a coroutine was defined, captured at its call site for debug messages.
 class Origin {
-public:
+  public:
     static Origin here(const char* function = __builtin_FUNCTION()) noexcept {
         return Origin(function);
     }
     const char* function() const noexcept { return function_; }
 
-private:
+  private:
     explicit Origin(const char* function) noexcept : function_(function) {}
     const char* function_;
 };

@@ -12,7 +12,7 @@
 namespace ringlet::detail {
 
 class ReadyQueue {
-public:
+  public:
     ReadyQueue() : slots_(std::make_unique<Runnable*[]>(initial_capacity)) {}
 
     bool empty() const noexcept { return head_ == tail_; }
@@ -31,7 +31,7 @@ public:
         return slots_[head_++ & mask_];
     }
 
-private:
+  private:
     static constexpr std::size_t initial_capacity = 256;
 
     void grow() {

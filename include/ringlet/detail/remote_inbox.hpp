@@ -12,7 +12,7 @@
 namespace ringlet::detail {
 
 class RemoteInbox {
-public:
+  public:
     /// Creates the eventfd the loop keeps a read armed on.
     RemoteInbox();
     ~RemoteInbox();
@@ -26,7 +26,7 @@ public:
     void close() noexcept;
     int eventfd() const noexcept { return eventfd_; }
 
-private:
+  private:
     std::mutex mutex_;
     std::vector<std::function<void()>> callbacks_;
     bool wake_pending_ = false;

@@ -7,14 +7,14 @@
 namespace ringlet::detail {
 
 class Runnable {
-public:
+  public:
     virtual void run() = 0;
     /// For debug messages ("task 'worker-3'", "callback").
     virtual std::string describe() const = 0;
     /// The loop closed before running it (callbacks drop their reference here).
     virtual void abandon() noexcept {}
 
-protected:
+  protected:
     ~Runnable() = default;
 };
 

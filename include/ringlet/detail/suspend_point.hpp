@@ -13,12 +13,13 @@
 namespace ringlet::detail {
 
 class SuspendPoint : public Suspension {
-protected:
+  protected:
     /// Call first in await_suspend: false means "don't suspend, a cancel is pending".
     bool enter(std::coroutine_handle<> resume_point) {
         task_ = current_task_state;
         if (task_ == nullptr)
-            throw std::logic_error("a ringlet awaitable was awaited outside a running ringlet task");
+            throw std::logic_error(
+                "a ringlet awaitable was awaited outside a running ringlet task");
         if (task_->cancel_requested()) {
             cancelled_ = true;
             return false;

@@ -11,7 +11,7 @@
 namespace ringlet::detail {
 
 class TaskRef {
-public:
+  public:
     TaskRef() noexcept = default;
     /// Adopts one reference already counted for us.
     static TaskRef adopt(TaskState* state) noexcept {
@@ -37,7 +37,7 @@ public:
     TaskState* operator->() const noexcept { return state_; }
     explicit operator bool() const noexcept { return state_ != nullptr; }
 
-private:
+  private:
     TaskState* state_ = nullptr;
 };
 

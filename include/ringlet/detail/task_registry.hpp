@@ -10,7 +10,7 @@
 namespace ringlet::detail {
 
 class TaskRegistry {
-public:
+  public:
     void add(TaskState& task) noexcept {
         task.registry_prev = nullptr;
         task.registry_next = head_;
@@ -50,7 +50,7 @@ public:
         }
     }
 
-private:
+  private:
     TaskState* head_ = nullptr;
     std::size_t unfinished_ = 0;
 };

@@ -23,26 +23,26 @@ class TaskState;
 /// What a suspended task waits on. The loop asks it to give up through request_cancel();
 /// the awaiter decides when the task resumes (for I/O: only after the kernel's completion).
 class Suspension {
-public:
+  public:
     virtual void request_cancel() noexcept = 0;
     /// One word for dump_tasks(): "sleep", "read", "join 'worker'".
     virtual std::string what_awaited() const = 0;
 
-protected:
+  protected:
     ~Suspension() = default;
 };
 
 /// Told when a task finishes. A task has at most one such observer (its awaiter).
 class DoneObserver {
-public:
+  public:
     virtual void on_task_done(TaskState& task) noexcept = 0;
 
-protected:
+  protected:
     ~DoneObserver() = default;
 };
 
 class TaskState final : public Runnable {
-public:
+  public:
     enum class Outcome : std::uint8_t { pending, value, exception, cancelled };
 
     /// Takes ownership of the not-yet-started frame `root` whose promise is `promise`.
@@ -89,7 +89,7 @@ public:
     TaskState* registry_next = nullptr;
     void detach_from_loop() noexcept { loop_ = nullptr; }
 
-private:
+  private:
     TaskState(EventLoop& loop, std::coroutine_handle<> root, PromiseBase& promise,
               std::string name);
     void finish() noexcept;

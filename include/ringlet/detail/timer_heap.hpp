@@ -20,7 +20,7 @@ struct TimerId {
 };
 
 class TimerHeap {
-public:
+  public:
     using time_point = std::chrono::steady_clock::time_point;
 
     /// Schedules `target` to be returned by pop_due() once `when` is due.
@@ -51,13 +51,15 @@ public:
         cancelled_ = 0;
     }
 
-    std::size_t size() const noexcept { return heap_.size(); }         // including cancelled
-    std::size_t live() const noexcept { return heap_.size() - cancelled_; } // pending, not cancelled
+    std::size_t size() const noexcept { return heap_.size(); } // including cancelled
+    std::size_t live() const noexcept {
+        return heap_.size() - cancelled_;
+    } // pending, not cancelled
     std::size_t cancelled() const noexcept { return cancelled_; }
 
     static constexpr std::size_t compaction_threshold = 100;
 
-private:
+  private:
     struct Entry {
         time_point when;
         std::uint64_t sequence;
