@@ -117,6 +117,7 @@ Ring::Ring(const LoopOptions& options, ReadyQueue& ready) : ready_(ready) {
         rc = try_setup(ring_, entries, attempts[i].flags);
         if (rc == 0) {
             description_ = attempts[i].description;
+            defer_taskrun_ = (attempts[i].flags & IORING_SETUP_DEFER_TASKRUN) != 0;
             break;
         }
         // EINVAL: this kernel does not know the flags; try the next fallback.
@@ -189,8 +190,18 @@ std::size_t Ring::submit_and_wait(std::optional<std::chrono::nanoseconds> timeou
         ts.tv_nsec = ns % 1'000'000'000;
         tsp = &ts;
     }
-    io_uring_cqe* cqe = nullptr;
-    int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, tsp, nullptr);
+    int rc;
+    if (timeout && timeout->count() <= 0) {
+        // Non-blocking poll (work is ready): no timed wait in the kernel. Enter only if there
+        // is something to submit, or completions that DEFER_TASKRUN posts only on entry.
+        if (io_uring_sq_ready(&ring_) > 0 || (defer_taskrun_ && in_flight_ > 0))
+            rc = io_uring_submit_and_get_events(&ring_);
+        else
+            rc = 0;
+    } else {
+        io_uring_cqe* cqe = nullptr;
+        rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, tsp, nullptr);
+    }
     // -ETIME: timeout; -EINTR: a signal, the next iteration waits again; -EBUSY: the CQ is
     // backed up, reaping below makes room and the next iteration resubmits.
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)

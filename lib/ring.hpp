@@ -39,6 +39,7 @@ class Ring final : public IoBackend {
     io_uring ring_{};
     ReadyQueue& ready_;
     std::size_t in_flight_ = 0;
+    bool defer_taskrun_ = false;
     const char* description_ = "io_uring";
 };
 

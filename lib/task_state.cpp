@@ -30,8 +30,6 @@ TaskState* TaskState::create(EventLoop& loop, std::coroutine_handle<> root, Prom
 TaskState::TaskState(EventLoop& loop, std::coroutine_handle<> root, PromiseBase& promise,
                      std::string name)
     : loop_(&loop), root_(root), promise_(&promise), name_(std::move(name)), id_(next_task_id++) {
-    if (name_.empty())
-        name_ = fmt::format("Task-{}", id_);
     promise.task = this;
 }
 
@@ -106,7 +104,7 @@ std::exception_ptr TaskState::take_exception() noexcept {
 }
 
 void TaskState::report_unretrieved_exception() noexcept {
-    ExceptionContext context{"Task exception was never retrieved", promise_->exception, name_};
+    ExceptionContext context{"Task exception was never retrieved", promise_->exception, name()};
     if (loop_ != nullptr) {
         loop_->call_exception_handler(context);
         return;
@@ -114,9 +112,9 @@ void TaskState::report_unretrieved_exception() noexcept {
     try {
         std::rethrow_exception(context.exception);
     } catch (const std::exception& e) {
-        fmt::print(stderr, "ringlet: {} (task '{}'): {}\n", context.message, name_, e.what());
+        fmt::print(stderr, "ringlet: {} (task '{}'): {}\n", context.message, name(), e.what());
     } catch (...) {
-        fmt::print(stderr, "ringlet: {} (task '{}')\n", context.message, name_);
+        fmt::print(stderr, "ringlet: {} (task '{}')\n", context.message, name());
     }
 }
 
@@ -130,8 +128,15 @@ void TaskState::destroy() noexcept {
     deallocate_frame(this, sizeof(TaskState));
 }
 
+const std::string& TaskState::name() const {
+    // Formatted on first use: most tasks are never asked for their name.
+    if (name_.empty())
+        name_ = fmt::format("Task-{}", id_);
+    return name_;
+}
+
 std::string TaskState::describe() const {
-    return fmt::format("task '{}'", name_);
+    return fmt::format("task '{}'", name());
 }
 
 std::string TaskState::state_description() const {

@@ -63,7 +63,8 @@ class TaskState final : public Runnable {
 
     bool done() const noexcept { return outcome_ != Outcome::pending; }
     Outcome outcome() const noexcept { return outcome_; }
-    const std::string& name() const noexcept { return name_; }
+    /// The name given to spawn, else "Task-<id>" (asyncio's default).
+    const std::string& name() const;
     std::uint64_t id() const noexcept { return id_; }
     EventLoop* loop() const noexcept { return loop_; }
     PromiseBase& promise() const noexcept { return *promise_; }
@@ -102,7 +103,7 @@ class TaskState final : public Runnable {
     std::coroutine_handle<> resume_point_;
     Suspension* waiting_on_ = nullptr;
     DoneObserver* done_observer_ = nullptr;
-    std::string name_;
+    mutable std::string name_;
     std::uint64_t id_;
     std::uint32_t refs_ = 1;
     Outcome outcome_ = Outcome::pending;

@@ -1,0 +1,119 @@
+// Quick task micro-benchmarks: spawn + complete (ns/task), bytes per sleeping task (RSS
+// difference over N tasks), co_await of a trivial Task (ns), sleep(0) round trip (ns).
+// Usage: tasks_bench [N]   (default 1,000,000). Prints one line per figure; medians of 5 runs.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <ringlet/ringlet.hpp>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using bench_clock = std::chrono::steady_clock;
+
+namespace {
+
+long resident_bytes() {
+    std::ifstream statm("/proc/self/statm");
+    long pages = 0, resident = 0;
+    statm >> pages >> resident;
+    return resident * 4096L;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+std::size_t completed = 0;
+
+ringlet::Task<> trivial() {
+    ++completed;
+    co_return;
+}
+
+ringlet::Task<double> spawn_complete(std::size_t n) {
+    completed = 0;
+    auto start = bench_clock::now();
+    for (std::size_t i = 0; i < n; ++i)
+        ringlet::spawn(trivial()); // detached: the state is freed as soon as it finishes
+    while (completed < n)
+        co_await ringlet::yield_now();
+    std::chrono::duration<double, std::nano> took = bench_clock::now() - start;
+    co_return took.count() / static_cast<double>(n);
+}
+
+ringlet::Task<> sleeper() {
+    co_await ringlet::sleep(1h);
+}
+
+ringlet::Task<double> sleeping_bytes(std::size_t n) {
+    long before = resident_bytes();
+    std::vector<ringlet::TaskHandle> handles;
+    handles.reserve(n);
+    long vector_bytes = resident_bytes() - before; // the handles' own storage, not counted
+    for (std::size_t i = 0; i < n; ++i)
+        handles.emplace_back(ringlet::spawn(sleeper()));
+    co_await ringlet::yield_now(); // every task has run to its sleep
+    long after = resident_bytes();
+    for (auto& h : handles)
+        h.cancel();
+    co_await ringlet::yield_now();
+    co_return static_cast<double>(after - before - vector_bytes) / static_cast<double>(n);
+}
+
+ringlet::Task<int> leaf(int x) {
+    co_return x + 1;
+}
+
+ringlet::Task<double> await_trivial(std::size_t n) {
+    int sum = 0;
+    auto start = bench_clock::now();
+    for (std::size_t i = 0; i < n; ++i) {
+        int v = co_await leaf(static_cast<int>(i & 1));
+        sum += v;
+    }
+    std::chrono::duration<double, std::nano> took = bench_clock::now() - start;
+    if (sum < 0)
+        std::puts("impossible");
+    co_return took.count() / static_cast<double>(n);
+}
+
+ringlet::Task<double> yield_round_trip(std::size_t n) {
+    auto start = bench_clock::now();
+    for (std::size_t i = 0; i < n; ++i)
+        co_await ringlet::yield_now();
+    std::chrono::duration<double, std::nano> took = bench_clock::now() - start;
+    co_return took.count() / static_cast<double>(n);
+}
+
+template <class F>
+double median_of(int runs, F make_task) {
+    std::vector<double> samples;
+    for (int i = 0; i < runs; ++i)
+        samples.push_back(ringlet::run(make_task()));
+    return median(samples);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::size_t n = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 1'000'000;
+    if (n == 0) {
+        std::fprintf(stderr, "tasks_bench: N must be a positive integer, got '%s'\n", argv[1]);
+        return 2;
+    }
+    constexpr int runs = 5;
+    std::printf("ringlet tasks_bench, N = %zu, median of %d runs\n", n, runs);
+    std::printf("spawn + complete      %8.1f ns/task\n",
+                median_of(runs, [n] { return spawn_complete(n); }));
+    // One process-wide measurement: RSS only grows, so later runs would read ~0.
+    std::printf("sleeping task memory  %8.1f bytes/task\n", ringlet::run(sleeping_bytes(n)));
+    std::printf("co_await Task<int>    %8.1f ns\n",
+                median_of(runs, [n] { return await_trivial(n); }));
+    std::printf("yield_now round trip  %8.1f ns\n",
+                median_of(runs, [n] { return yield_round_trip(n); }));
+    return 0;
+}
