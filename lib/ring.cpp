@@ -5,6 +5,7 @@
 // previous one; SQEs are submitted early only when the SQ is full.
 #include "ring.hpp"
 
+#include <cassert>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -172,6 +173,73 @@ void Ring::write(IoOp& op, int fd, std::span<const std::byte> buffer, std::uint6
     attach(sqe, op);
 }
 
+void Ring::recv(IoOp& op, int fd, std::span<std::byte> buffer, int flags) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_recv(sqe, fd, buffer.data(), buffer.size(), flags);
+    attach(sqe, op);
+}
+
+void Ring::send(IoOp& op, int fd, std::span<const std::byte> buffer, int flags) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_send(sqe, fd, buffer.data(), buffer.size(), flags | MSG_NOSIGNAL);
+    attach(sqe, op);
+}
+
+void Ring::recvmsg(IoOp& op, int fd, msghdr* message, int flags) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_recvmsg(sqe, fd, message, static_cast<unsigned>(flags));
+    attach(sqe, op);
+}
+
+void Ring::sendmsg(IoOp& op, int fd, const msghdr* message, int flags) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_sendmsg(sqe, fd, message, static_cast<unsigned>(flags | MSG_NOSIGNAL));
+    attach(sqe, op);
+}
+
+void Ring::accept(IoOp& op, int fd, sockaddr* address, socklen_t* length, int flags) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_accept(sqe, fd, address, length, flags);
+    attach(sqe, op);
+}
+
+void Ring::accept_multishot(IoOp& op, int fd, int flags) {
+    assert(op.sink != nullptr);
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, flags);
+    attach(sqe, op);
+}
+
+void Ring::connect(IoOp& op, int fd, const sockaddr* address, socklen_t length) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_connect(sqe, fd, address, length);
+    attach(sqe, op);
+}
+
+void Ring::openat(IoOp& op, int dirfd, const char* path, int flags, mode_t mode) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_openat(sqe, dirfd, path, flags, mode);
+    attach(sqe, op);
+}
+
+void Ring::fsync(IoOp& op, int fd, bool data_only) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_fsync(sqe, fd, data_only ? IORING_FSYNC_DATASYNC : 0);
+    attach(sqe, op);
+}
+
+void Ring::close(IoOp& op, int fd) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_close(sqe, fd);
+    attach(sqe, op);
+}
+
+void Ring::cancel_fd(int fd) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, 0);
+}
+
 void Ring::cancel(IoOp& op) {
     if (!op.in_flight || op.cancel_requested)
         return;
@@ -218,6 +286,15 @@ std::size_t Ring::reap() noexcept {
         auto* op = static_cast<IoOp*>(io_uring_cqe_get_data(cqe));
         if (op == nullptr)
             continue; // the completion of a cancel request
+        if (op->sink != nullptr) {
+            // Multishot: the request stays armed while the kernel sets CQE_F_MORE.
+            if (!(cqe->flags & IORING_CQE_F_MORE)) {
+                op->in_flight = false;
+                --in_flight_;
+            }
+            op->sink->on_completion(cqe->res, cqe->flags);
+            continue;
+        }
         op->result = cqe->res;
         op->flags = cqe->flags;
         op->in_flight = false;

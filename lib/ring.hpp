@@ -23,7 +23,18 @@ class Ring final : public IoBackend {
 
     void read(IoOp& op, int fd, std::span<std::byte> buffer, std::uint64_t offset) override;
     void write(IoOp& op, int fd, std::span<const std::byte> buffer, std::uint64_t offset) override;
+    void recv(IoOp& op, int fd, std::span<std::byte> buffer, int flags) override;
+    void send(IoOp& op, int fd, std::span<const std::byte> buffer, int flags) override;
+    void recvmsg(IoOp& op, int fd, msghdr* message, int flags) override;
+    void sendmsg(IoOp& op, int fd, const msghdr* message, int flags) override;
+    void accept(IoOp& op, int fd, sockaddr* address, socklen_t* length, int flags) override;
+    void accept_multishot(IoOp& op, int fd, int flags) override;
+    void connect(IoOp& op, int fd, const sockaddr* address, socklen_t length) override;
+    void openat(IoOp& op, int dirfd, const char* path, int flags, mode_t mode) override;
+    void fsync(IoOp& op, int fd, bool data_only) override;
+    void close(IoOp& op, int fd) override;
     void cancel(IoOp& op) override;
+    void cancel_fd(int fd) override;
     std::size_t submit_and_wait(std::optional<std::chrono::nanoseconds> timeout) override;
     std::size_t in_flight() const noexcept override { return in_flight_; }
     const char* describe() const noexcept override { return description_; }

@@ -12,13 +12,26 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 namespace ringlet::detail {
 
+/// Receives every completion of a multishot operation (accept, recv). Like the ready queue
+/// push it replaces, it must only record the result and enqueue: never resume anything.
+class CompletionSink {
+  public:
+    virtual void on_completion(std::int32_t result, std::uint32_t flags) noexcept = 0;
+
+  protected:
+    ~CompletionSink() = default;
+};
+
 /// State of one in-flight operation; lives in its awaiter, inside the coroutine frame.
 struct IoOp {
-    Runnable* waiter = nullptr; // enqueued on completion
-    std::int32_t result = 0;    // the kernel's result: bytes, fd, or -errno
+    Runnable* waiter = nullptr;     // enqueued on completion (single-shot operations)
+    CompletionSink* sink = nullptr; // told of each completion instead (multishot operations)
+    std::int32_t result = 0;        // the kernel's result: bytes, fd, or -errno
     std::uint32_t flags = 0;
     bool in_flight = false;
     bool cancel_requested = false;
@@ -33,8 +46,25 @@ class IoBackend {
     virtual void read(IoOp& op, int fd, std::span<std::byte> buffer, std::uint64_t offset) = 0;
     virtual void write(IoOp& op, int fd, std::span<const std::byte> buffer,
                        std::uint64_t offset) = 0;
+    virtual void recv(IoOp& op, int fd, std::span<std::byte> buffer, int flags) = 0;
+    /// MSG_NOSIGNAL is added: a closed peer gives -EPIPE, never SIGPIPE.
+    virtual void send(IoOp& op, int fd, std::span<const std::byte> buffer, int flags) = 0;
+    virtual void recvmsg(IoOp& op, int fd, msghdr* message, int flags) = 0;
+    virtual void sendmsg(IoOp& op, int fd, const msghdr* message, int flags) = 0;
+    virtual void accept(IoOp& op, int fd, sockaddr* address, socklen_t* length, int flags) = 0;
+    /// One request, one completion per accepted connection (CQE_F_MORE while it stays armed).
+    /// Needs op.sink. Kernels before 5.19 complete it at once with -EINVAL.
+    virtual void accept_multishot(IoOp& op, int fd, int flags) = 0;
+    virtual void connect(IoOp& op, int fd, const sockaddr* address, socklen_t length) = 0;
+    virtual void openat(IoOp& op, int dirfd, const char* path, int flags, mode_t mode) = 0;
+    virtual void fsync(IoOp& op, int fd, bool data_only) = 0;
+    virtual void close(IoOp& op, int fd) = 0;
+
     /// Asks the kernel to cancel `op`; its own completion (often -ECANCELED) still follows.
     virtual void cancel(IoOp& op) = 0;
+    /// Asks the kernel to cancel every operation on `fd` (closing a socket with operations in
+    /// flight); each one's own completion still follows.
+    virtual void cancel_fd(int fd) = 0;
 
     /// Submits everything queued and waits up to `timeout` (nullopt: no limit) for at least one
     /// completion; returns how many completions it moved to the ready queue.
