@@ -240,6 +240,13 @@ void Ring::cancel_fd(int fd) {
     io_uring_sqe_set_data64(sqe, 0);
 }
 
+void Ring::close_detached(int fd) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_close(sqe, fd);
+    // In order after the cancel_fd queued before it, without ordering anything else.
+    io_uring_sqe_set_data64(sqe, 0);
+}
+
 void Ring::cancel(IoOp& op) {
     if (!op.in_flight || op.cancel_requested)
         return;

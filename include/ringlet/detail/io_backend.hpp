@@ -65,6 +65,9 @@ class IoBackend {
     /// Asks the kernel to cancel every operation on `fd` (closing a socket with operations in
     /// flight); each one's own completion still follows.
     virtual void cancel_fd(int fd) = 0;
+    /// Closes `fd` through the ring, after the requests queued before it (so a cancel_fd
+    /// queued first reaches the right file: the number is not reused before). No completion.
+    virtual void close_detached(int fd) = 0;
 
     /// Submits everything queued and waits up to `timeout` (nullopt: no limit) for at least one
     /// completion; returns how many completions it moved to the ready queue.
