@@ -71,6 +71,8 @@ void TaskState::finish() noexcept {
     waiting_on_ = nullptr;
     if (loop_)
         loop_->tasks().note_finished();
+    if (DoneObserver* supervisor = std::exchange(supervisor_, nullptr))
+        supervisor->on_task_done(*this);
     if (DoneObserver* observer = std::exchange(done_observer_, nullptr))
         observer->on_task_done(*this);
     release(); // the loop's reference

@@ -35,6 +35,8 @@ class TaskHandle {
     /// What the task is doing, as in dump_tasks(): "awaiting sleep", "running", "done"...
     std::string state() const { return checked().state_description(); }
     explicit operator bool() const noexcept { return static_cast<bool>(state_); }
+    /// The task's state, for ringlet's own awaiters (wait_for, shield); not for applications.
+    detail::TaskState* internal_state() const noexcept { return state_.get(); }
     friend bool operator==(const TaskHandle& a, const TaskHandle& b) noexcept {
         return a.state_.get() == b.state_.get();
     }
@@ -51,8 +53,9 @@ class TaskHandle {
 /// The result side of a spawned task (asyncio.Task awaited, tokio's JoinHandle).
 /// `co_await handle` yields the task's value or rethrows its exception (CancelledError if it
 /// was cancelled).
-/// Cancellation: cancelling the awaiting task cancels the awaited one too and waits for it to
-/// finish (asyncio semantics; use shield() to prevent that).
+/// Throws: std::logic_error when the task is already being awaited by another task.
+/// Cancellation: cancelling the awaiting task (also before it awaits) cancels the awaited one
+/// too and waits for it to finish (asyncio semantics; use shield() to prevent that).
 template <class T = void>
 class JoinHandle : public TaskHandle {
   public:
@@ -74,8 +77,20 @@ class JoinHandle : public TaskHandle {
             return child_->done();
         }
         bool await_suspend(std::coroutine_handle<> caller) {
-            if (!enter(caller))
-                return false;
+            if (child_->has_done_observer())
+                // One awaiter per task: a second one would silently take the first one's
+                // wake-up and leave it suspended forever.
+                throw std::logic_error("task '" + child_->name() +
+                                       "' is already awaited by another task; a JoinHandle is "
+                                       "awaited by one task at a time");
+            if (!enter(caller)) {
+                // A cancel was pending: pass it on to the child and wait for it all the same,
+                // as for a cancel that arrives while suspended (asyncio does this too), so the
+                // child never keeps running unawaited behind the CancelledError.
+                cancelled_ = false;
+                task_->suspend_on(this, caller);
+                request_cancel();
+            }
             child_->set_done_observer(this);
             observing_ = true;
             return true;

@@ -83,6 +83,11 @@ class TaskState final : public Runnable {
     }
     void clear_suspension() noexcept { waiting_on_ = nullptr; }
     void set_done_observer(DoneObserver* observer) noexcept { done_observer_ = observer; }
+    /// Someone already awaits the task (the one observer slot is taken).
+    bool has_done_observer() const noexcept { return done_observer_ != nullptr; }
+    /// A second slot, for a supervisor that watches the task without awaiting it (TaskGroup,
+    /// gather), so that the task's JoinHandle can still be awaited. Told before the observer.
+    void set_supervisor(DoneObserver* supervisor) noexcept { supervisor_ = supervisor; }
     void mark_root_finished() noexcept { root_finished_ = true; }
 
     // The loop's registry links (intrusive list of referenced states).
@@ -103,6 +108,7 @@ class TaskState final : public Runnable {
     std::coroutine_handle<> resume_point_;
     Suspension* waiting_on_ = nullptr;
     DoneObserver* done_observer_ = nullptr;
+    DoneObserver* supervisor_ = nullptr;
     mutable std::string name_;
     std::uint64_t id_;
     std::uint32_t refs_ = 1;
