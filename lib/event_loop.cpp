@@ -49,20 +49,23 @@ std::string describe_exception(const std::exception_ptr& e) {
     }
 }
 
-/// Marks the loop as the one running on this thread for the scope.
+/// Marks the loop as the one running on this thread for the scope. Restores the previous mark:
+/// close() drains a loop this way even while another loop runs on the thread (a loop created
+/// and destroyed inside a callback), and that loop must stay current afterwards.
 class RunningScope {
   public:
-    RunningScope(EventLoop& loop, bool& running) : running_(running) {
-        running_loop = &loop;
+    RunningScope(EventLoop& loop, bool& running)
+        : running_(running), previous_(std::exchange(running_loop, &loop)) {
         running_ = true;
     }
     ~RunningScope() {
         running_ = false;
-        running_loop = nullptr;
+        running_loop = previous_;
     }
 
   private:
     bool& running_;
+    EventLoop* previous_;
 };
 
 } // namespace
@@ -240,8 +243,14 @@ bool EventLoop::cancel_timer(detail::TimerId id) noexcept {
 
 detail::TaskState* EventLoop::spawn_frame(std::coroutine_handle<> frame,
                                           detail::PromiseBase& promise, std::string name) {
-    if (debug_)
-        check_thread("spawn");
+    if (debug_) {
+        try {
+            check_thread("spawn");
+        } catch (...) {
+            frame.destroy(); // the Task gave up its frame: do not leak it
+            throw;
+        }
+    }
     if (closed_) {
         frame.destroy();
         throw std::logic_error("spawn on a closed event loop");
@@ -307,15 +316,19 @@ void EventLoop::run_ready(detail::Runnable* item) {
                         std::chrono::duration<double>(took).count()));
 }
 
-void EventLoop::run_forever() {
-    check_thread("run_forever");
+void EventLoop::check_can_run(const char* what) const {
+    check_thread(what);
     if (closed_)
-        throw std::logic_error("run_forever on a closed event loop");
+        throw std::logic_error(fmt::format("{} on a closed event loop", what));
     if (running_)
         throw std::logic_error("this event loop is already running");
     if (running_loop != nullptr)
         throw std::logic_error("cannot run an event loop while another loop is running on this "
                                "thread");
+}
+
+void EventLoop::run_forever() {
+    check_can_run("run_forever");
     RunningScope scope(*this, running_);
     struct StopReset {
         bool& stopping;
@@ -361,7 +374,15 @@ void EventLoop::cancel_all_tasks_and_drain() {
         if (round == 3) {
             // Tasks that swallow cancellation and wait on nothing that can happen: give up on
             // them. No I/O is in flight, so destroying their frames is safe.
-            for (detail::TaskState* t : tasks_.unfinished_tasks()) {
+            std::vector<detail::TaskState*> stubborn = tasks_.unfinished_tasks();
+            // None of them runs again, so the end of one must wake nobody: a join observer
+            // would queue its awaiting task, which is (or is about to be) abandoned too, and
+            // close() would then abandon it a second time from the ready queue.
+            for (detail::TaskState* t : stubborn) {
+                t->set_done_observer(nullptr);
+                t->set_supervisor(nullptr);
+            }
+            for (detail::TaskState* t : stubborn) {
                 log(fmt::format("{} ignored cancellation at loop close ({}); destroying it",
                                 t->describe(), t->state_description()));
                 t->abandon();
@@ -396,6 +417,10 @@ void EventLoop::close() {
     // Drain the inbox read so the kernel is done with its buffer before the ring goes.
     auto& reader = static_cast<detail::InboxReader&>(*inbox_reader_);
     reader.cancel();
+    // Requests no task waits for (a listener's multishot accept, armed by a listener that
+    // outlives its tasks) would never complete by themselves.
+    if (io_->in_flight() > (reader.armed() ? 1u : 0u))
+        io_->cancel_all();
     while (io_->in_flight() > 0)
         io_->submit_and_wait(std::chrono::milliseconds(100));
     closed_ = true;

@@ -48,6 +48,9 @@ struct LoopOptions {
     unsigned ring_entries = 1024;
     /// Debug mode warns about a handle that runs longer than this.
     std::chrono::nanoseconds slow_callback_duration = std::chrono::milliseconds(100);
+    /// Listeners accept through one multishot request (Linux 5.19+; older kernels fall back by
+    /// themselves); false makes every accept a single-shot request.
+    bool multishot_accept = true;
 };
 
 /// Counters since the loop was created.
@@ -159,6 +162,8 @@ class EventLoop {
   private:
     void run_ready(detail::Runnable* item);
     void run_until_done(detail::TaskState& task);
+    /// Throws std::logic_error unless run_forever / run_until_complete may start now.
+    void check_can_run(const char* what) const;
     void cancel_all_tasks_and_drain();
     std::optional<std::chrono::nanoseconds> poll_timeout();
     std::size_t callback_timers_pending() const noexcept;
@@ -186,6 +191,9 @@ class EventLoop {
 
 template <class T>
 T EventLoop::run_until_complete(Task<T> task) {
+    // Before spawning (as asyncio checks before wrapping the coroutine): a loop that cannot run
+    // must not be left with a task that would run later.
+    check_can_run("run_until_complete");
     auto frame = task.release_for_spawn();
     detail::TaskRef main = detail::TaskRef::adopt(spawn_frame(frame, frame.promise(), "main"));
     run_until_done(*main.get());

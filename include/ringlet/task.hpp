@@ -25,7 +25,9 @@ void report_never_awaited(const PromiseBase& promise) noexcept;
 
 template <class T>
 struct TaskPromise : PromiseBase {
-    using PromiseBase::PromiseBase;
+    // Not an inherited constructor: the default argument must be evaluated in the coroutine
+    // itself, so that Origin names the coroutine's function (an inherited one names TaskPromise).
+    explicit TaskPromise(Origin origin = Origin::here()) noexcept : PromiseBase(origin) {}
     Task<T> get_return_object() noexcept;
 
     template <class U = T>
@@ -46,7 +48,7 @@ struct TaskPromise : PromiseBase {
 
 template <class T>
 struct TaskPromise<T&> : PromiseBase {
-    using PromiseBase::PromiseBase;
+    explicit TaskPromise(Origin origin = Origin::here()) noexcept : PromiseBase(origin) {}
     Task<T&> get_return_object() noexcept;
     void return_value(T& value) noexcept { value_ = std::addressof(value); }
     T& take_result() {
@@ -62,7 +64,7 @@ struct TaskPromise<T&> : PromiseBase {
 
 template <>
 struct TaskPromise<void> : PromiseBase {
-    using PromiseBase::PromiseBase;
+    explicit TaskPromise(Origin origin = Origin::here()) noexcept : PromiseBase(origin) {}
     Task<void> get_return_object() noexcept;
     void return_void() const noexcept {}
     void take_result() const {
