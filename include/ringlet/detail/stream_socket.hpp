@@ -1,0 +1,87 @@
+// StreamSocket: the connected stream socket that TcpStream and UnixStream share (recv, send,
+// send_all, recv_exactly, shutdown_write, close, addresses). Move-only; the destructor closes.
+// Loop thread only. Lifetime: a stream must not be moved or destroyed while one of its
+// operations is in flight; close() it instead (the operations complete with operation_canceled).
+#pragma once
+
+#include "ringlet/detail/socket.hpp"
+#include "ringlet/net/address.hpp"
+#include "ringlet/task.hpp"
+
+#include <cstddef>
+#include <span>
+#include <string_view>
+
+namespace ringlet::detail {
+
+class StreamSocket {
+  public:
+    /// A closed stream.
+    StreamSocket() noexcept = default;
+    /// Adopts connected socket `fd` whose peer is `peer`.
+    StreamSocket(SocketFd fd, const Address& peer) noexcept : fd_(std::move(fd)), peer_(peer) {}
+    StreamSocket(StreamSocket&&) noexcept = default;
+    StreamSocket& operator=(StreamSocket&&) noexcept = default;
+
+    /// Receives up to buffer.size() bytes: `std::size_t n = co_await stream.recv(buffer);`,
+    /// 0 at end of stream (or for an empty buffer).
+    /// Throws: std::system_error "recv from <peer>: ..." (operation_canceled if the stream is
+    /// closed meanwhile, EBADF if it was closed before).
+    /// Lifetime: `buffer` must stay valid until the operation completes; cancellation waits for
+    /// the kernel's completion.
+    /// Cancellation: CancelledError once the kernel confirmed; bytes received before the
+    /// cancellation took effect are returned instead (the cancel stays pending).
+    [[nodiscard]] SocketRecv recv(std::span<std::byte> buffer) noexcept {
+        return SocketRecv(fd_, peer_, buffer);
+    }
+    /// Sends some of `data` and yields how many bytes went (possibly fewer; see send_all()).
+    /// Throws: std::system_error "send to <peer>: ..." (EPIPE/ECONNRESET after the peer left).
+    /// Lifetime: `data` must stay valid until the operation completes; cancellation waits for
+    /// the kernel's completion.
+    /// Cancellation: as recv(); a send that went out is counted, never lost.
+    [[nodiscard]] SocketSend send(std::span<const std::byte> data) noexcept {
+        return SocketSend(fd_, peer_, data);
+    }
+    /// send() of the characters of `data`. Lifetime: as send().
+    [[nodiscard]] SocketSend send(std::string_view data) noexcept {
+        return send(std::as_bytes(std::span(data.data(), data.size())));
+    }
+    /// Sends all of `data`, looping over short writes.
+    /// Throws: std::system_error as send().
+    /// Lifetime: `data` (and the stream) must stay valid until the Task completes.
+    /// Cancellation: CancelledError; an unknown prefix of `data` may have been sent.
+    Task<> send_all(std::span<const std::byte> data);
+    /// send_all() of the characters of `data`. Lifetime: as send_all().
+    Task<> send_all(std::string_view data);
+    /// Fills `buffer` completely.
+    /// Throws: IncompleteReadError carrying the bytes that did arrive if the stream ends first;
+    /// std::system_error as recv().
+    /// Lifetime: `buffer` (and the stream) must stay valid until the Task completes.
+    /// Cancellation: CancelledError; the bytes received so far are in `buffer` but not counted.
+    Task<> recv_exactly(std::span<std::byte> buffer);
+
+    /// Sends FIN (shutdown(SHUT_WR)); receiving still works.
+    /// Throws: std::system_error "shutdown to <peer>: ..." (e.g. ENOTCONN), EBADF if closed.
+    void shutdown_write();
+    /// Closes the stream; operations in flight are cancelled first and complete with
+    /// std::system_error(operation_canceled) (CancelledError if their own task was cancelled).
+    /// Idempotent; the destructor calls it.
+    void close() noexcept { fd_.close(); }
+    bool is_open() const noexcept { return fd_.is_open(); }
+
+    /// The peer this stream is connected to (cached when connected or accepted).
+    const Address& peer_address() const noexcept { return peer_; }
+    /// The local address (getsockname). Throws: std::system_error if the stream is closed.
+    Address local_address() const;
+    /// The socket descriptor (-1 once closed), for setsockopt and the like.
+    int native_handle() const noexcept { return fd_.get(); }
+
+  protected:
+    /// setsockopt(level, name, value); throws std::system_error "<what> on <peer>".
+    void set_option(int level, int name, int value, std::string_view what);
+
+    SocketFd fd_;
+    Address peer_;
+};
+
+} // namespace ringlet::detail
