@@ -247,6 +247,12 @@ void Ring::close_detached(int fd) {
     io_uring_sqe_set_data64(sqe, 0);
 }
 
+void Ring::cancel_all() {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY); // 5.19+, as multishot accept
+    io_uring_sqe_set_data64(sqe, 0);
+}
+
 void Ring::cancel(IoOp& op) {
     if (!op.in_flight || op.cancel_requested)
         return;

@@ -36,6 +36,7 @@ class Ring final : public IoBackend {
     void cancel(IoOp& op) override;
     void cancel_fd(int fd) override;
     void close_detached(int fd) override;
+    void cancel_all() override;
     std::size_t submit_and_wait(std::optional<std::chrono::nanoseconds> timeout) override;
     std::size_t in_flight() const noexcept override { return in_flight_; }
     const char* describe() const noexcept override { return description_; }

@@ -68,6 +68,9 @@ class IoBackend {
     /// Closes `fd` through the ring, after the requests queued before it (so a cancel_fd
     /// queued first reaches the right file: the number is not reused before). No completion.
     virtual void close_detached(int fd) = 0;
+    /// Asks the kernel to cancel every request in flight (loop close: requests no task waits
+    /// for, such as a listener's multishot accept); their completions still follow.
+    virtual void cancel_all() = 0;
 
     /// Submits everything queued and waits up to `timeout` (nullopt: no limit) for at least one
     /// completion; returns how many completions it moved to the ready queue.
