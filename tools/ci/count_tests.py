@@ -35,6 +35,21 @@ def junit_counts(path):
     return tests, failed, lines
 
 
+def sanitizer_lines(stderr):
+    """The headline of each sanitizer report in a test's stderr, with its first frames."""
+    out = []
+    lines = (stderr or "").splitlines()
+    for i, line in enumerate(lines):
+        if "ERROR: AddressSanitizer" in line or "ERROR: LeakSanitizer" in line:
+            frames = [f for f in lines[i + 1:i + 12] if f.strip().startswith("#")][:4]
+            out += [line.strip()] + [f.strip() for f in frames]
+        elif "runtime error:" in line:
+            out.append(line.strip())
+        if len(out) >= 15:
+            break
+    return out
+
+
 def main():
     build = sys.argv[1]
     logs = os.path.join(build, "meson-logs")
@@ -64,6 +79,9 @@ def main():
                 print(f"  {name}: FAILED {line}")
             if len(lines) > 25:
                 print(f"  {name}: ... and {len(lines) - 25} more failed test cases")
+            if result not in PASSING:
+                for line in sanitizer_lines(entry.get("stderr")):
+                    print(f"  {name}: {line[:200]}")
             if result not in PASSING and bad == 0:
                 print(f"  {name}: meson says {result} although no test case failed "
                       f"(crash, timeout or sanitizer report at exit): one failure")
