@@ -391,8 +391,12 @@ void EventLoop::cancel_all_tasks_and_drain() {
         }
         for (detail::TaskState* t : tasks_.unfinished_tasks())
             t->cancel();
-        while (tasks_.unfinished() > 0 && can_progress())
+        while (tasks_.unfinished() > 0 && can_progress()) {
+            // stop() means nothing here (no run_forever to leave), but a stopping loop polls
+            // without waiting, and the virtual clock would never jump to a cleanup's timer.
+            stopping_ = false;
             run_once();
+        }
     }
 }
 

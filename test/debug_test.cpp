@@ -145,6 +145,7 @@ TEST_CASE("debug mode lists the tasks still pending at close by name") {
 
 TEST_CASE("dump_tasks lists live tasks with name and state") {
     EventLoop loop(test::options(true, true));
+    LogCapture log(loop); // close() lists the pending tasks; keep them off stderr
     auto sleeper = ringlet::spawn(loop, sleep_forever(), "sleeper");
     auto joiner = ringlet::spawn(loop, join(sleeper), "joiner");
     auto yielder = ringlet::spawn(loop, quick(), "yielder");

@@ -115,9 +115,10 @@ Task<> stubborn_parent(ringlet::JoinHandle<> child, int* cancels_seen) {
 }
 
 /// Spawns a child that ignores cancellation (so the parent is the older task) and awaits it.
-Task<> spawn_stubborn_child(ringlet::JoinHandle<>* child_out, int* child_cancels,
+Task<> spawn_stubborn_child(EventLoop* loop, ringlet::JoinHandle<>* child_out, int* child_cancels,
                             int* parent_cancels) {
-    *child_out = ringlet::spawn(ignore_cancellation(child_cancels), "child");
+    // The loop is named: run_once() driven by hand does not make it the thread's current loop.
+    *child_out = ringlet::spawn(*loop, ignore_cancellation(child_cancels), "child");
     co_await stubborn_parent(*child_out, parent_cancels);
 }
 
@@ -696,6 +697,28 @@ TEST_CASE("close cancels live tasks and waits for their asynchronous cleanup") {
     CHECK(loop.stats().io_in_flight == 0);
 }
 
+TEST_CASE("close keeps the virtual clock moving when a callback calls stop() during the drain") {
+    // Regression: stop() called while close() drained (here by a timer that fires during the
+    // cleanup) left the loop "stopping", so the poll never waited and the virtual clock never
+    // jumped to the cleanup's timer: close() spun forever.
+    EventLoop loop(test::options(/*virtual_time=*/true));
+    bool started = false;
+    bool done = false;
+    auto handle = ringlet::spawn(loop, sleep_then_clean_up(&started, &done));
+    loop.run_once(); // sleeps for an hour
+    int stops = 0;
+    loop.call_later(5ms, [&] { // due before the 10 ms cleanup sleep ends
+        ++stops;
+        loop.stop();
+    });
+    auto before = std::chrono::steady_clock::now();
+    loop.close();
+    CHECK(std::chrono::steady_clock::now() - before < 5s);
+    CHECK(stops == 1);
+    CHECK(done);
+    CHECK(handle.cancelled());
+}
+
 TEST_CASE("close cancels a task that never started without running its body") {
     EventLoop loop(test::options());
     bool ran = false;
@@ -752,7 +775,8 @@ TEST_CASE("close gives up on stubborn tasks that await each other without waking
             parent = ringlet::spawn(loop, stubborn_parent(child, &parent_cancels), "parent");
         } else {
             parent = ringlet::spawn(
-                loop, spawn_stubborn_child(&child, &child_cancels, &parent_cancels), "parent");
+                loop, spawn_stubborn_child(&loop, &child, &child_cancels, &parent_cancels),
+                "parent");
         }
         for (int i = 0; i < 2; ++i) {
             loop.call_soon([] {}); // keeps run_once from waiting once both are suspended

@@ -76,11 +76,27 @@ TEST_CASE("Address parses Unix paths and abstract names", "[net][address]") {
 }
 
 TEST_CASE("Address rejects bad text with std::invalid_argument naming it", "[net][address]") {
-    for (const char* text :
-         {"1.2.3:99999", "", ":80", "1.2.3.4", "[::1", "host:abc", "1.2.3.4:65536",
-          "1.2.3.4:99999999999999999999", "1.2.3.4:", "1.2.3.4:-1", "1.2.3.4:+1", "1.2.3:80",
-          "[::1]80", "[::1]:", "[]:80", "[1.2.3.4]:80", "::1:80", "localhost:80", "unix:",
-          "1.2.3.4:80x", "[fe80::1%no-such-interface0]:80"})
+    for (const char* text : {"1.2.3:99999",
+                             "",
+                             ":80",
+                             "1.2.3.4",
+                             "[::1",
+                             "host:abc",
+                             "1.2.3.4:65536",
+                             "1.2.3.4:99999999999999999999",
+                             "1.2.3.4:",
+                             "1.2.3.4:-1",
+                             "1.2.3.4:+1",
+                             "1.2.3:80",
+                             "[::1]80",
+                             "[::1]:",
+                             "[]:80",
+                             "[1.2.3.4]:80",
+                             "::1:80",
+                             "localhost:80",
+                             "unix:",
+                             "1.2.3.4:80x",
+                             "[fe80::1%no-such-interface0]:80"})
         check_rejected(text);
     std::string too_long = "unix:/" + std::string(200, 'x');
     CHECK_THROWS_AS(Address::parse(too_long), std::invalid_argument);

@@ -120,7 +120,8 @@ TEST_CASE("wait_for on recv with tiny timeouts 10,000 times loses no byte", "[ne
             std::uint64_t offset = 0;
             std::uint64_t step = 1;
             while (offset < total) {
-                std::uint64_t size = std::min<std::uint64_t>(total - offset, 1 + (step * 97) % 3000);
+                std::uint64_t size =
+                    std::min<std::uint64_t>(total - offset, 1 + (step * 97) % 3000);
                 chunk.resize(size);
                 for (std::uint64_t i = 0; i < size; ++i)
                     chunk[i] = byte_at(offset + i);
@@ -205,7 +206,8 @@ TEST_CASE("wait_for on send with tiny timeouts never miscounts sent bytes", "[ne
         int timeouts = 0;
         for (int attempt = 0; attempt < 10000 && offset < total; ++attempt) {
             auto timeout = std::chrono::microseconds(attempt % 3 == 0 ? 0 : attempt % 40);
-            std::size_t chunk = std::min<std::uint64_t>(total - offset, 1 + (attempt * 131) % 20000);
+            std::size_t chunk =
+                std::min<std::uint64_t>(total - offset, 1 + (attempt * 131) % 20000);
             try {
                 offset += co_await ringlet::wait_for(
                     c.client.send(std::span(data).subspan(offset, chunk)), timeout);
@@ -278,8 +280,12 @@ TEST_CASE("wait_for on accept with tiny timeouts loses no connection", "[net][ca
         }
         CHECK_FALSE(extra);
     };
-    SECTION("multishot") { run_real(scenario()); }
-    SECTION("single-shot") { ringlet::run(scenario(), single_shot_options()); }
+    SECTION("multishot") {
+        run_real(scenario());
+    }
+    SECTION("single-shot") {
+        ringlet::run(scenario(), single_shot_options());
+    }
 }
 
 TEST_CASE("a cancelled accept leaves the next connection to the next accept", "[net][cancel]") {
@@ -293,8 +299,12 @@ TEST_CASE("a cancelled accept leaves the next connection to the next accept", "[
         TcpStream server = co_await ringlet::wait_for(listener.accept(), 5s);
         CHECK(server.peer_address() == client.local_address());
     };
-    SECTION("multishot") { run_real(scenario()); }
-    SECTION("single-shot") { ringlet::run(scenario(), single_shot_options()); }
+    SECTION("multishot") {
+        run_real(scenario());
+    }
+    SECTION("single-shot") {
+        ringlet::run(scenario(), single_shot_options());
+    }
 }
 
 TEST_CASE("a cancelled send raises CancelledError only after the kernel let go of the buffer",
@@ -333,8 +343,8 @@ TEST_CASE("a connect cancelled in flight raises CancelledError after its complet
         bool pending_seen = false;
         for (int i = 0; i < 8 && !pending_seen; ++i) {
             try {
-                queued.push_back(
-                    co_await ringlet::wait_for(TcpStream::connect(listener.local_address()), 200ms));
+                queued.push_back(co_await ringlet::wait_for(
+                    TcpStream::connect(listener.local_address()), 200ms));
             } catch (const TimeoutError&) {
                 pending_seen = true; // the connect was cancelled after its completion
             }
@@ -349,8 +359,7 @@ TEST_CASE("a connect cancelled in flight raises CancelledError after its complet
     }());
 }
 
-TEST_CASE("closing a stream completes its recv and send with operation_canceled",
-          "[net][cancel]") {
+TEST_CASE("closing a stream completes its recv and send with operation_canceled", "[net][cancel]") {
     run_real([]() -> Task<> {
         Connection c = co_await connect_pair();
         const std::size_t base = EventLoop::current().stats().io_in_flight; // armed accept
@@ -418,7 +427,7 @@ TEST_CASE("closing the loop with socket operations in flight leaks nothing", "[n
         };
         ringlet::spawn(serve(ended));
         co_await ringlet::sleep(50ms);
-        CHECK(EventLoop::current().stats().live_tasks == 8); // main, server, clients, 5 readers
+        CHECK(EventLoop::current().stats().live_tasks == 8);   // main, server, clients, 5 readers
         CHECK(EventLoop::current().stats().io_in_flight == 7); // accept, 5 recv, client recv
         // main returns: run() cancels every task, waits for their operations, closes the loop.
     };
@@ -427,8 +436,7 @@ TEST_CASE("closing the loop with socket operations in flight leaks nothing", "[n
     CHECK(open_descriptors() == before);
 }
 
-TEST_CASE("a listener kept outside the loop does not keep the loop from closing",
-          "[net][cancel]") {
+TEST_CASE("a listener kept outside the loop does not keep the loop from closing", "[net][cancel]") {
     int before = open_descriptors();
     {
         TcpListener listener = TcpListener::bind(any_loopback);

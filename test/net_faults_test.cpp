@@ -235,16 +235,15 @@ TEST_CASE("a peer reset surfaces as ECONNRESET naming the peer on the next opera
         try {
             (void)co_await c.server.send(std::string_view("late"));
         } catch (const std::system_error& e) {
-            send_failed = e.code() == std::errc::broken_pipe ||
-                          e.code() == std::errc::connection_reset;
+            send_failed =
+                e.code() == std::errc::broken_pipe || e.code() == std::errc::connection_reset;
             CHECK(std::string(e.what()).starts_with("send to " + peer + ": "));
         }
         CHECK(send_failed);
     }());
 }
 
-TEST_CASE("a half-closed peer gives end of stream while sending still works",
-          "[net][faults]") {
+TEST_CASE("a half-closed peer gives end of stream while sending still works", "[net][faults]") {
     run_real([]() -> Task<> {
         Connection c = co_await connect_pair();
         co_await c.client.send_all(std::string_view("request"));

@@ -3,20 +3,19 @@
 // connect by host name, multishot accept with its backlog, the single-shot mode
 // (LoopOptions::multishot_accept = false) and the fallback when the kernel refuses multishot
 // accept (-EINVAL), closing a listener with accepts waiting, and error messages.
-#include "support.hpp"
-
 #include "net/accept.hpp"
+#include "support.hpp"
 
 #include <algorithm>
 #include <array>
-#include <cstddef>
 #include <csignal>
+#include <cstddef>
 #include <cstring>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <string>
 #include <spawn.h>
+#include <string>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <system_error>
@@ -89,8 +88,7 @@ TEST_CASE("TcpListener bound to port 0 reports the real port", "[net][tcp]") {
     CHECK(listener.local_address().port() != 0); // still known
 }
 
-TEST_CASE("TcpListener options set SO_REUSEPORT and let two sockets share a port",
-          "[net][tcp]") {
+TEST_CASE("TcpListener options set SO_REUSEPORT and let two sockets share a port", "[net][tcp]") {
     ringlet::ListenOptions options;
     options.reuse_port = true;
     options.backlog = 16;
@@ -109,8 +107,8 @@ TEST_CASE("TcpListener bind to a busy port names the address", "[net][tcp]") {
         FAIL("second bind succeeded");
     } catch (const std::system_error& e) {
         CHECK(e.code() == std::errc::address_in_use);
-        CHECK(std::string(e.what()) == "bind to " + a.local_address().to_string() + ": " +
-                                           std::strerror(EADDRINUSE));
+        CHECK(std::string(e.what()) ==
+              "bind to " + a.local_address().to_string() + ": " + std::strerror(EADDRINUSE));
     }
     CHECK_THROWS_AS(TcpListener::bind(Address::unix_abstract("x")), std::invalid_argument);
     CHECK_THROWS_AS(TcpListener().accept(), std::logic_error);
@@ -220,7 +218,8 @@ TEST_CASE("TCP_NODELAY is on by default and set_nodelay toggles it", "[net][tcp]
 TEST_CASE("TcpStream connects by host name and port", "[net][tcp]") {
     run_real([]() -> Task<> {
         TcpListener listener = TcpListener::bind(any_loopback);
-        TcpStream client = co_await TcpStream::connect("localhost", listener.local_address().port());
+        TcpStream client =
+            co_await TcpStream::connect("localhost", listener.local_address().port());
         TcpStream server = co_await listener.accept();
         CHECK(client.peer_address() == listener.local_address());
         co_await client.send_all(std::string_view("hi"));
@@ -342,8 +341,7 @@ TEST_CASE("single-shot accept mode accepts connections one request at a time", "
         single_shot_options());
 }
 
-TEST_CASE("accept falls back to single-shot requests when multishot gets -EINVAL",
-          "[net][tcp]") {
+TEST_CASE("accept falls back to single-shot requests when multishot gets -EINVAL", "[net][tcp]") {
     run_real([]() -> Task<> {
         TcpListener listener = TcpListener::bind(any_loopback);
         ringlet::detail::multishot_accept_einval_for_tests = true;
@@ -355,8 +353,9 @@ TEST_CASE("accept falls back to single-shot requests when multishot gets -EINVAL
         TcpStream c2 = co_await TcpStream::connect(listener.local_address());
         TcpStream s1 = co_await a;
         TcpStream s2 = co_await b;
-        CHECK(((s1.peer_address() == c1.local_address() && s2.peer_address() == c2.local_address()) ||
-               (s1.peer_address() == c2.local_address() && s2.peer_address() == c1.local_address())));
+        CHECK(
+            ((s1.peer_address() == c1.local_address() && s2.peer_address() == c2.local_address()) ||
+             (s1.peer_address() == c2.local_address() && s2.peer_address() == c1.local_address())));
         // From now on the listener uses single-shot requests: nothing stays armed.
         auto next = ringlet::spawn(listener.accept());
         TcpStream c3 = co_await TcpStream::connect(listener.local_address());
@@ -366,8 +365,7 @@ TEST_CASE("accept falls back to single-shot requests when multishot gets -EINVAL
     }());
 }
 
-TEST_CASE("closing a listener completes waiting accepts with operation_canceled",
-          "[net][tcp]") {
+TEST_CASE("closing a listener completes waiting accepts with operation_canceled", "[net][tcp]") {
     auto scenario = []() -> Task<> {
         TcpListener listener = TcpListener::bind(any_loopback);
         std::string local = listener.local_address().to_string();
@@ -393,8 +391,12 @@ TEST_CASE("closing a listener completes waiting accepts with operation_canceled"
         }
         CHECK(ringlet::EventLoop::current().stats().io_in_flight == 0);
     };
-    SECTION("multishot") { run_real(scenario()); }
-    SECTION("single-shot") { ringlet::run(scenario(), single_shot_options()); }
+    SECTION("multishot") {
+        run_real(scenario());
+    }
+    SECTION("single-shot") {
+        ringlet::run(scenario(), single_shot_options());
+    }
 }
 
 TEST_CASE("closing a listener closes the connections queued in its backlog", "[net][tcp]") {
@@ -472,8 +474,7 @@ Task<> echo_server(TcpListener& listener) {
 
 } // namespace
 
-TEST_CASE("1,000 concurrent connections each echo 100 messages byte for byte",
-          "[net][tcp][load]") {
+TEST_CASE("1,000 concurrent connections each echo 100 messages byte for byte", "[net][tcp][load]") {
     constexpr std::uint32_t clients = 1000;
     constexpr std::uint32_t messages = 100;
     auto started = std::chrono::steady_clock::now();
@@ -628,8 +629,7 @@ TEST_CASE("a python3 socket client gets every byte echoed by a ringlet server",
         TcpListener listener = TcpListener::bind(any_loopback);
         auto server = ringlet::spawn(echo_server(listener));
         Python python;
-        if (!python.start(python_echo_client,
-                          {std::to_string(listener.local_address().port())})) {
+        if (!python.start(python_echo_client, {std::to_string(listener.local_address().port())})) {
             WARN("python3 is not installed: skipping the interop test");
             co_return;
         }

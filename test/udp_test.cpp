@@ -106,8 +106,7 @@ TEST_CASE("a connected UdpSocket sends and receives with send and recv", "[net][
     }());
 }
 
-TEST_CASE("recv on a connected UdpSocket reports ECONNREFUSED naming the peer",
-          "[net][udp]") {
+TEST_CASE("recv on a connected UdpSocket reports ECONNREFUSED naming the peer", "[net][udp]") {
     run_real([]() -> Task<> {
         // A port nobody listens on: bind one, note it, close it.
         Address closed_port;

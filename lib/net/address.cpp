@@ -39,7 +39,8 @@ std::uint16_t parse_port(std::string_view text, std::string_view port) {
         bad_address(text, "missing port");
     unsigned value = 0;
     auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-    if (ec == std::errc::result_out_of_range || (ec == std::errc{} && end == port.data() + port.size() && value > 65535))
+    if (ec == std::errc::result_out_of_range ||
+        (ec == std::errc{} && end == port.data() + port.size() && value > 65535))
         bad_address(text, "port out of range (0-65535)");
     if (ec != std::errc{} || end != port.data() + port.size())
         bad_address(text, "port is not a number");
@@ -125,7 +126,8 @@ Lookup lookup(const std::string& host, std::uint16_t port) {
 
 } // namespace
 
-Address::Address() noexcept : storage_{}, length_(0) {}
+Address::Address() noexcept : storage_{}, length_(0) {
+}
 
 Address Address::parse(std::string_view text) {
     if (text.empty())
@@ -196,8 +198,8 @@ Address Address::unix_path(std::string_view path) {
     if (path.empty())
         bad_address(path, "empty Unix socket path");
     if (path.size() > max_unix_name)
-        bad_address(path, "Unix socket path longer than " + std::to_string(max_unix_name) +
-                              " bytes");
+        bad_address(path,
+                    "Unix socket path longer than " + std::to_string(max_unix_name) + " bytes");
     if (path.find('\0') != std::string_view::npos)
         bad_address(path, "NUL byte in a Unix socket path");
     Address a;
@@ -210,8 +212,8 @@ Address Address::unix_path(std::string_view path) {
 
 Address Address::unix_abstract(std::string_view name) {
     if (name.size() > max_unix_name)
-        bad_address(name, "abstract Unix socket name longer than " +
-                              std::to_string(max_unix_name) + " bytes");
+        bad_address(name, "abstract Unix socket name longer than " + std::to_string(max_unix_name) +
+                              " bytes");
     Address a;
     auto* un = reinterpret_cast<sockaddr_un*>(&a.storage_);
     un->sun_family = AF_UNIX;
@@ -242,7 +244,8 @@ void Address::set_native_size(socklen_t length) {
         auto* un = reinterpret_cast<sockaddr_un*>(&storage_);
         if (un->sun_path[0] != '\0') {
             std::size_t n = strnlen(un->sun_path, length - sun_path_offset);
-            length_ = static_cast<socklen_t>(sun_path_offset + std::min(n + 1, sizeof(un->sun_path)));
+            length_ =
+                static_cast<socklen_t>(sun_path_offset + std::min(n + 1, sizeof(un->sun_path)));
         }
     }
 }

@@ -54,8 +54,8 @@ int open_socket(const Address& address, int type, std::string_view operation) {
 Address socket_name(int fd, bool peer) noexcept {
     Address out;
     socklen_t length = Address::native_capacity();
-    int rc = peer ? ::getpeername(fd, out.native(), &length)
-                  : ::getsockname(fd, out.native(), &length);
+    int rc =
+        peer ? ::getpeername(fd, out.native(), &length) : ::getsockname(fd, out.native(), &length);
     if (rc != 0)
         return Address();
     out.set_native_size(length);

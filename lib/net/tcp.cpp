@@ -64,7 +64,8 @@ void TcpStream::set_nodelay(bool on) {
 
 TcpListener TcpListener::bind(const Address& address, const ListenOptions& options) {
     require_ip(address, "TcpListener::bind");
-    return TcpListener(detail::ListenerRef(detail::ListenerCore::open(address, SOCK_STREAM, options)));
+    return TcpListener(
+        detail::ListenerRef(detail::ListenerCore::open(address, SOCK_STREAM, options)));
 }
 
 Task<TcpStream> TcpListener::accept() {

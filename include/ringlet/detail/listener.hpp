@@ -56,7 +56,7 @@ class ListenerCore final : public CompletionSink {
     std::size_t backlog_size() const noexcept { return count_; }
 
     // Used by AcceptAwaiter.
-    bool take_ready(int& result) noexcept; // a queued descriptor or a stored error
+    bool take_ready(int& result) noexcept;              // a queued descriptor or a stored error
     void start(AcceptAwaiter& waiter, EventLoop& loop); // queue it (multishot), or single-shot
     void withdraw(AcceptAwaiter& waiter) noexcept;
     SocketFd& socket() noexcept { return fd_; }

@@ -27,8 +27,7 @@ namespace ringlet::detail {
 
 /// Throws std::system_error(error) whose message is "<operation> <address>", e.g.
 /// "recv from 127.0.0.1:40112: Connection reset by peer".
-[[noreturn]] void throw_socket_error(int error, std::string_view operation,
-                                     const Address& address);
+[[noreturn]] void throw_socket_error(int error, std::string_view operation, const Address& address);
 
 /// Creates a socket (SOCK_CLOEXEC added to `type`) for talking to or binding `address`.
 /// Throws: std::invalid_argument if `address` is unspecified; std::system_error
@@ -168,8 +167,7 @@ class SocketSendTo final : public SocketAwaiter<SocketSendTo> {
   public:
     SocketSendTo(SocketFd& socket, std::span<const std::byte> data,
                  const Address& destination) noexcept
-        : SocketAwaiter(socket, destination_, "send to"), destination_(destination),
-          data_(data) {}
+        : SocketAwaiter(socket, destination_, "send to"), destination_(destination), data_(data) {}
     SocketSendTo(SocketSendTo&& other) noexcept
         : SocketAwaiter(std::move(other)), destination_(other.destination_), data_(other.data_) {
         address_ = &destination_;

@@ -67,6 +67,7 @@ class StreamSocket {
     /// std::system_error(operation_canceled) (CancelledError if their own task was cancelled).
     /// Idempotent; the destructor calls it.
     void close() noexcept { fd_.close(); }
+    /// False once closed, moved from, or default-constructed.
     bool is_open() const noexcept { return fd_.is_open(); }
 
     /// The peer this stream is connected to (cached when connected or accepted).

@@ -47,6 +47,7 @@ class Address {
     /// Copies a kernel-provided address. Throws: std::invalid_argument if `length` is too big.
     static Address from_native(const sockaddr* address, socklen_t length);
 
+    /// IPv4, IPv6, Unix, or unspecified for a default-constructed Address.
     AddressFamily family() const noexcept;
     /// The port of an IP address; 0 for Unix addresses.
     std::uint16_t port() const noexcept;
@@ -70,6 +71,8 @@ class Address {
     /// Throws: std::invalid_argument if `length` exceeds native_capacity().
     void set_native_size(socklen_t length);
 
+    /// Same family and same address: host and port (and IPv6 scope; not the flow label), or
+    /// the same Unix path or abstract name.
     friend bool operator==(const Address& a, const Address& b) noexcept;
 
   private:

@@ -37,7 +37,8 @@ class TcpStream : public detail::StreamSocket {
     static Task<TcpStream> connect(std::string host, std::uint16_t port);
 
     /// Switches Nagle's algorithm off (true) or on (false).
-    /// Throws: std::system_error "setsockopt TCP_NODELAY on the stream to <peer>: ..." (EBADF if closed).
+    /// Throws: std::system_error "setsockopt TCP_NODELAY on the stream to <peer>: ..." (EBADF if
+    /// closed).
     void set_nodelay(bool on);
 };
 
@@ -79,6 +80,7 @@ class TcpListener {
     /// (CancelledError if their task was cancelled), queued connections are closed.
     /// Idempotent; the destructor calls it.
     void close() noexcept;
+    /// False once closed, moved from, or default-constructed.
     bool is_open() const noexcept { return core_ && !core_->closed(); }
     /// The listening descriptor (-1 once closed).
     int native_handle() const noexcept;

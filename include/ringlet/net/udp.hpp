@@ -77,6 +77,7 @@ class UdpSocket {
     /// Closes the socket; operations in flight complete with operation_canceled first.
     /// Idempotent; the destructor calls it.
     void close() noexcept { fd_.close(); }
+    /// False once closed, moved from, or default-constructed.
     bool is_open() const noexcept { return fd_.is_open(); }
     /// The socket descriptor (-1 once closed).
     int native_handle() const noexcept { return fd_.get(); }

@@ -66,6 +66,7 @@ class UnixListener {
     const Address& local_address() const;
     /// Stops listening; as TcpListener::close(). Idempotent; the destructor calls it.
     void close() noexcept;
+    /// False once closed, moved from, or default-constructed.
     bool is_open() const noexcept { return core_ && !core_->closed(); }
     /// The listening descriptor (-1 once closed).
     int native_handle() const noexcept;
