@@ -87,6 +87,7 @@ class PairStream {
 
 static_assert(ringlet::ByteStream<PairStream>);
 static_assert(ringlet::ByteStream<TcpStream>);
+static_assert(ringlet::ByteStream<ringlet::UnixStream>);
 
 /// Yields until `handle`'s task is suspended in an I/O operation (not merely scheduled).
 Task<> until_suspended_in_io(const ringlet::TaskHandle& handle) {
