@@ -3,6 +3,7 @@
 // exceptions nobody retrieved, and the cancellation of leftover tasks when run() returns.
 #include "support.hpp"
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -49,6 +50,15 @@ Task<int> value_after_yield(int v) {
 Task<int> fails_after_yield(std::string message) {
     co_await ringlet::yield_now();
     throw std::runtime_error(message);
+}
+
+std::vector<std::string> two_words() {
+    return {"a", "b"};
+}
+
+Task<std::vector<std::string>> words_after_yield() {
+    co_await ringlet::yield_now();
+    co_return two_words();
 }
 
 Task<> sleeps_forever() {
@@ -329,5 +339,58 @@ TEST_CASE("a second task awaiting a JoinHandle already awaited gets std::logic_e
         CHECK(threw);
         int again = co_await handle; // once finished, it can be awaited again
         CHECK(again == 8);
+    }());
+}
+
+TEST_CASE("a finished task gives the same result to every await and result() call", "[spawn]") {
+    // g++ 12 rejects a braced list of string literals inside a coroutine ("array used as
+    // initializer"), hence the vector built in plain functions.
+    run_virtual([]() -> Task<> {
+        auto handle = ringlet::spawn(words_after_yield());
+        const std::vector<std::string> expected = two_words();
+        CHECK(co_await handle == expected);
+        CHECK(co_await handle == expected);
+        CHECK(handle.result() == expected);
+        CHECK(handle.result() == expected);
+        auto failing = ringlet::spawn(fails_after_yield("twice"));
+        CHECK_THROWS_WITH(co_await failing, "twice");
+        CHECK_THROWS_WITH(failing.result(), "twice");
+    }());
+}
+
+TEST_CASE("a move-only result is moved out by the first read; a second read throws logic_error "
+          "naming the task",
+          "[spawn]") {
+    run_virtual([]() -> Task<> {
+        auto boxed = [](int v) -> Task<std::unique_ptr<int>> {
+            co_await ringlet::yield_now();
+            co_return std::make_unique<int>(v);
+        };
+        std::unique_ptr<int> direct = co_await ringlet::spawn(boxed(3));
+        REQUIRE(direct != nullptr);
+        CHECK(*direct == 3);
+
+        auto handle = ringlet::spawn(boxed(4), "boxer");
+        std::unique_ptr<int> first = co_await handle;
+        REQUIRE(first != nullptr);
+        CHECK(*first == 4);
+        CHECK_THROWS_AS(handle.result(), std::logic_error);
+        CHECK_THROWS_WITH(handle.result(),
+                          Catch::Matchers::Contains("'boxer' was already moved out"));
+    }());
+}
+
+TEST_CASE("co_await std::move(handle) moves the result out and later reads throw", "[spawn]") {
+    run_virtual([]() -> Task<> {
+        auto words = []() -> Task<std::string> {
+            co_await ringlet::yield_now();
+            co_return std::string(100, 'x');
+        };
+        auto handle = ringlet::spawn(words(), "mover");
+        std::string s = co_await std::move(handle);
+        CHECK(s == std::string(100, 'x'));
+        CHECK_THROWS_AS(handle.result(), std::logic_error);
+        CHECK_THROWS_WITH(handle.result(),
+                          Catch::Matchers::Contains("'mover' was already moved out"));
     }());
 }

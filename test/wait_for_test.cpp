@@ -344,3 +344,22 @@ TEST_CASE("wait_for of a shielded task times out without cancelling the task", "
     };
     ringlet::test::run_virtual(main());
 }
+
+TEST_CASE("wait_for and shield on a handle another task awaits throw logic_error naming the task",
+          "[wait_for]") {
+    ringlet::test::run_virtual([]() -> Task<> {
+        auto inner = ringlet::spawn(value_after(50ms, 6), "watched");
+        auto awaiter = [](ringlet::JoinHandle<int> h) -> Task<int> { co_return co_await h; };
+        auto first = ringlet::spawn(awaiter(inner));
+        co_await ringlet::yield_now(); // `first` now awaits `inner`
+        CHECK_THROWS_AS(co_await ringlet::wait_for(inner, 1s), std::logic_error);
+        CHECK_THROWS_WITH(co_await ringlet::wait_for(inner, 1s),
+                          Catch::Matchers::Contains("'watched' is already awaited"));
+        CHECK_THROWS_AS(co_await ringlet::shield(inner), std::logic_error);
+        CHECK_THROWS_WITH(co_await ringlet::shield(inner),
+                          Catch::Matchers::Contains("'watched' is already awaited"));
+        CHECK(co_await first == 6); // the first awaiter still gets its wake-up
+        CHECK(co_await ringlet::wait_for(inner, 1s) == 6);
+        CHECK(co_await ringlet::shield(inner) == 6);
+    }());
+}

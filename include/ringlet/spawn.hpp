@@ -52,7 +52,7 @@ class TaskHandle {
 
 /// The result side of a spawned task (asyncio.Task awaited, tokio's JoinHandle).
 /// `co_await handle` yields the task's value or rethrows its exception (CancelledError if it
-/// was cancelled).
+/// was cancelled); awaiting a finished task again gives the same outcome again.
 /// Throws: std::logic_error when the task is already being awaited by another task.
 /// Cancellation: cancelling the awaiting task (also before it awaits) cancels the awaited one
 /// too and waits for it to finish (asyncio semantics; use shield() to prevent that).
@@ -63,7 +63,8 @@ class JoinHandle : public TaskHandle {
 
     class Awaiter final : public detail::SuspendPoint, public detail::DoneObserver {
       public:
-        explicit Awaiter(detail::TaskState* child) noexcept : child_(child) {}
+        Awaiter(detail::TaskState* child, detail::ResultAccess access) noexcept
+            : child_(child), access_(access) {}
         Awaiter(const Awaiter&) = delete;
         Awaiter& operator=(const Awaiter&) = delete;
         ~Awaiter() {
@@ -77,12 +78,7 @@ class JoinHandle : public TaskHandle {
             return child_->done();
         }
         bool await_suspend(std::coroutine_handle<> caller) {
-            if (child_->has_done_observer())
-                // One awaiter per task: a second one would silently take the first one's
-                // wake-up and leave it suspended forever.
-                throw std::logic_error("task '" + child_->name() +
-                                       "' is already awaited by another task; a JoinHandle is "
-                                       "awaited by one task at a time");
+            detail::ensure_not_awaited(*child_);
             if (!enter(caller)) {
                 // A cancel was pending: pass it on to the child and wait for it all the same,
                 // as for a cancel that arrives while suspended (asyncio does this too), so the
@@ -105,7 +101,7 @@ class JoinHandle : public TaskHandle {
                 if (forwarded_cancel_ && child_->outcome() == detail::TaskState::Outcome::cancelled)
                     task_->clear_cancel_request(); // the CancelledError below is ours
             }
-            return detail::take_task_result<T>(*child_);
+            return detail::task_result<T>(*child_, access_);
         }
 
         void on_task_done(detail::TaskState&) noexcept override {
@@ -120,19 +116,29 @@ class JoinHandle : public TaskHandle {
 
       private:
         detail::TaskState* child_;
+        detail::ResultAccess access_;
         bool observing_ = false;
         bool forwarded_cancel_ = false;
     };
 
-    Awaiter operator co_await() const noexcept { return Awaiter(state_.get()); }
+    /// Every read gives the same result (a copy); a move-only result is moved out by the first.
+    Awaiter operator co_await() const& noexcept {
+        return Awaiter(state_.get(), detail::ResultAccess::copy);
+    }
+    /// `co_await spawn(...)` or `co_await std::move(handle)`: the result is moved out.
+    Awaiter operator co_await() && noexcept {
+        return Awaiter(state_.get(), detail::ResultAccess::move);
+    }
 
-    /// The result of a finished task. Throws: std::logic_error if it has not finished.
+    /// The result of a finished task, the same each time it is asked (asyncio's Task.result()).
+    /// Throws: the task's exception (CancelledError if it was cancelled); std::logic_error if it
+    /// has not finished, or if T is move-only and an earlier read moved the value out.
     T result() const {
         detail::TaskState& s = checked();
         if (!s.done())
             throw std::logic_error("JoinHandle::result() of task '" + s.name() +
                                    "', which has not finished");
-        return detail::take_task_result<T>(s);
+        return detail::task_result<T>(s, detail::ResultAccess::copy);
     }
 };
 

@@ -39,8 +39,18 @@ struct TaskPromise : PromiseBase {
         if (exception)
             std::rethrow_exception(exception);
         assert(value_.has_value());
-        return std::move(*value_);
+        T value = std::move(*value_);
+        value_.reset(); // a later read sees that the value is gone
+        return value;
     }
+    /// The value, left in place (a JoinHandle gives the same result each time it is asked).
+    const T& stored_result() const {
+        if (exception)
+            std::rethrow_exception(exception);
+        assert(value_.has_value());
+        return *value_;
+    }
+    bool has_value() const noexcept { return value_.has_value(); }
 
   private:
     std::optional<T> value_;

@@ -57,6 +57,7 @@ class ChildOrDeadline final : public SuspendPoint, public DoneObserver {
 
     bool await_ready() const noexcept { return join_.child->done(); }
     bool await_suspend(std::coroutine_handle<> caller) {
+        ensure_not_awaited(*join_.child);
         if (!enter(caller)) {
             // A cancel was pending: the child is cancelled and waited for all the same.
             cancelled_ = false;
@@ -126,7 +127,7 @@ EventLoop::duration to_loop_duration(std::chrono::duration<Rep, Period> timeout)
 
 /// Waits for `child` under a timeout; see wait_for().
 template <class T>
-Task<T> join_with_timeout(TaskRef child, EventLoop::duration timeout) {
+Task<T> join_with_timeout(TaskRef child, EventLoop::duration timeout, ResultAccess access) {
     TimedJoin join(child.get());
     if (!join.child->done()) {
         if (timeout <= EventLoop::duration::zero()) {
@@ -162,7 +163,7 @@ Task<T> join_with_timeout(TaskRef child, EventLoop::duration timeout) {
     }
     // A value (even one produced after the cancel) or an exception of the inner work wins; an
     // outer cancellation then stays pending for the next suspension point.
-    co_return take_task_result<T>(*join.child);
+    co_return task_result<T>(*join.child, access);
 }
 
 template <class A>
@@ -231,6 +232,7 @@ class ShieldAwaiter final : public SuspendPoint, public DoneObserver {
         return child_->done();
     }
     bool await_suspend(std::coroutine_handle<> caller) {
+        ensure_not_awaited(*child_.get());
         if (!enter(caller))
             return false;
         child_->set_done_observer(this);
@@ -239,7 +241,7 @@ class ShieldAwaiter final : public SuspendPoint, public DoneObserver {
     }
     T await_resume() {
         leave();
-        return take_task_result<T>(*child_.get());
+        return task_result<T>(*child_.get(), ResultAccess::copy);
     }
 
     void on_task_done(TaskState&) noexcept override {
@@ -278,20 +280,20 @@ class ShieldAwaiter final : public SuspendPoint, public DoneObserver {
 template <class T, class Rep, class Period>
 Task<T> wait_for(Task<T> task, std::chrono::duration<Rep, Period> timeout) {
     detail::TaskRef child = detail::spawn_wait_for_child(std::move(task));
-    co_return co_await detail::join_with_timeout<T>(std::move(child),
-                                                    detail::to_loop_duration(timeout));
+    co_return co_await detail::join_with_timeout<T>(
+        std::move(child), detail::to_loop_duration(timeout), detail::ResultAccess::move);
 }
 
 /// wait_for() on an already spawned task; on timeout the task is cancelled and awaited
 /// (asyncio does the same), so it has finished when wait_for returns or throws.
-/// Throws: std::logic_error if the handle is empty; else as above.
-/// Lifetime: nothing else may await `handle` at the same time (a task has one awaiter).
+/// Throws: std::logic_error if the handle is empty or another task awaits it; else as above.
 template <class T, class Rep, class Period>
 Task<T> wait_for(JoinHandle<T> handle, std::chrono::duration<Rep, Period> timeout) {
     if (!handle)
         throw std::logic_error("wait_for on an empty ringlet::JoinHandle");
     co_return co_await detail::join_with_timeout<T>(detail::TaskRef(handle.internal_state()),
-                                                    detail::to_loop_duration(timeout));
+                                                    detail::to_loop_duration(timeout),
+                                                    detail::ResultAccess::copy);
 }
 
 /// wait_for() on any awaitable (ringlet::sleep(..), an I/O operation...): it is moved into a
@@ -306,16 +308,16 @@ requires detail::Awaitable<A> &&(!detail::is_task_v<A>)&&(!detail::is_join_handl
     using Result = detail::await_value_t<A>;
     detail::TaskRef child =
         detail::spawn_wait_for_child(detail::await_as_task<Result>(std::move(awaitable)));
-    co_return co_await detail::join_with_timeout<Result>(std::move(child),
-                                                         detail::to_loop_duration(timeout));
+    co_return co_await detail::join_with_timeout<Result>(
+        std::move(child), detail::to_loop_duration(timeout), detail::ResultAccess::move);
 }
 
 /// Awaits the task of `handle` without passing a cancellation on to it: if the awaiting task is
 /// cancelled, it stops waiting and raises CancelledError at once while the shielded task keeps
 /// running; its result stays available through the handle. `wait_for(shield(handle), timeout)`
 /// gives up waiting after `timeout` without cancelling the task.
-/// Throws: what the task throws; std::logic_error if the handle is empty.
-/// Lifetime: nothing else may await `handle` at the same time (a task has one awaiter).
+/// Throws: what the task throws; std::logic_error if the handle is empty or another task
+/// awaits it (a task has one awaiter at a time).
 template <class T>
 [[nodiscard]] detail::ShieldAwaiter<T> shield(const JoinHandle<T>& handle) noexcept {
     return detail::ShieldAwaiter<T>(detail::TaskRef(handle.internal_state()));
