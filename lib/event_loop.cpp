@@ -1,10 +1,13 @@
 // Event loop design.
 // Parts: ReadyQueue (FIFO of Runnables), TimerHeap, IoBackend (the Ring), TaskRegistry, and a
 // RemoteInbox whose eventfd read stays armed on the ring so that call_soon_threadsafe wakes a
-// loop blocked in io_uring_enter. run_once() is asyncio's _run_once; run_ready() is the one
-// place where coroutines are resumed and callbacks called: completions and timers only enqueue.
-// Virtual time: time() returns virtual_now_, which poll_timeout() moves to the next deadline
-// when nothing is ready and nothing outside the loop (I/O, worker threads) can wake it.
+// loop blocked in io_uring_enter. Between two loops the caller's ring sends an IORING_OP_MSG_RING
+// message to ours instead (a WakeMessage on the sender, the WakeReceiver here); the callbacks
+// themselves always travel through the inbox's mutex-protected queue. run_once() is asyncio's
+// _run_once; run_ready() is the one place where coroutines are resumed and callbacks called:
+// completions and timers only enqueue. Virtual time: time() returns virtual_now_, which
+// poll_timeout() moves to the next deadline when nothing is ready and nothing outside the loop
+// (I/O, worker threads) can wake it.
 #include "ringlet/event_loop.hpp"
 
 #include "ring.hpp"
@@ -72,11 +75,23 @@ class RunningScope {
 
 namespace detail {
 
+/// Runs every callback other threads posted to `loop` (loop thread).
+void run_inbox_callbacks(EventLoop& loop, RemoteInbox& inbox) {
+    for (auto& callback : inbox.take_all()) {
+        try {
+            callback();
+        } catch (...) {
+            loop.call_exception_handler(
+                {"Exception in callback from call_soon_threadsafe", std::current_exception(), {}});
+        }
+    }
+}
+
 /// Keeps a read armed on the inbox eventfd; on completion runs what other threads posted.
 class InboxReader final : public Runnable {
   public:
-    InboxReader(EventLoop& loop, std::shared_ptr<RemoteInbox> inbox)
-        : loop_(loop), inbox_(std::move(inbox)) {
+    InboxReader(EventLoop& loop, std::shared_ptr<RemoteInbox> inbox, LoopStats& stats)
+        : loop_(loop), inbox_(std::move(inbox)), stats_(stats) {
         op_.waiter = this;
     }
     void arm() {
@@ -87,15 +102,8 @@ class InboxReader final : public Runnable {
     void run() override {
         if (op_.result == -ECANCELED || loop_.is_closed())
             return;
-        for (auto& callback : inbox_->take_all()) {
-            try {
-                callback();
-            } catch (...) {
-                loop_.call_exception_handler({"Exception in callback from call_soon_threadsafe",
-                                              std::current_exception(),
-                                              {}});
-            }
-        }
+        ++stats_.wakeups_by_eventfd;
+        run_inbox_callbacks(loop_, *inbox_);
         arm();
     }
     std::string describe() const override { return "call_soon_threadsafe callbacks"; }
@@ -103,9 +111,82 @@ class InboxReader final : public Runnable {
   private:
     EventLoop& loop_;
     std::shared_ptr<RemoteInbox> inbox_;
+    LoopStats& stats_;
     IoOp op_;
     std::uint64_t counter_ = 0;
 };
+
+/// Target side of a cross-loop wake-up: told by the ring of each wake-up message another loop
+/// sent (IORING_OP_MSG_RING), it queues itself once and then runs what was posted.
+class WakeReceiver final : public Runnable, public CompletionSink {
+  public:
+    WakeReceiver(EventLoop& loop, std::shared_ptr<RemoteInbox> inbox, LoopStats& stats)
+        : loop_(loop), inbox_(std::move(inbox)), stats_(stats) {}
+    void on_completion(std::int32_t, std::uint32_t) noexcept override {
+        ++stats_.wakeups_by_msg_ring;
+        if (!std::exchange(queued_, true))
+            loop_.ready_queue().push(this);
+    }
+    void run() override {
+        queued_ = false;
+        if (!loop_.is_closed())
+            run_inbox_callbacks(loop_, *inbox_);
+    }
+    void abandon() noexcept override { queued_ = false; }
+    std::string describe() const override {
+        return "call_soon_threadsafe callbacks (woken by another loop)";
+    }
+
+  private:
+    EventLoop& loop_;
+    std::shared_ptr<RemoteInbox> inbox_;
+    LoopStats& stats_;
+    bool queued_ = false;
+};
+
+/// Sender side of a cross-loop wake-up: the IORING_OP_MSG_RING request on the sender's ring.
+/// It holds the target's inbox, and with it the duplicate of the target's ring descriptor,
+/// until the kernel is done, so the message never reaches a reused descriptor number. If the
+/// kernel refuses the message (the target ring is gone, its CQ is full...), the eventfd wakes
+/// the target instead. Deletes itself once its completion was handled.
+class WakeMessage final : public Runnable {
+  public:
+    WakeMessage(std::shared_ptr<RemoteInbox> target, LoopStats& stats)
+        : target_(std::move(target)), stats_(stats) {
+        op_.waiter = this;
+    }
+    IoOp& op() noexcept { return op_; }
+    RemoteInbox& target() noexcept { return *target_; }
+    void run() override {
+        if (op_.result < 0)
+            ++stats_.wake_messages_failed;
+        finish();
+    }
+    void abandon() noexcept override { finish(); } // the sender closed after the completion
+    std::string describe() const override { return "wake-up message to another loop"; }
+
+  private:
+    void finish() noexcept {
+        if (op_.result < 0)
+            target_->wake_by_eventfd();
+        delete this;
+    }
+
+    std::shared_ptr<RemoteInbox> target_;
+    LoopStats& stats_;
+    IoOp op_;
+};
+
+bool post_threadsafe(const std::shared_ptr<RemoteInbox>& inbox, std::function<void()> callback) {
+    EventLoop* sender = running_loop;
+    if (sender == nullptr || sender->is_closed() || sender->remote_inbox() == inbox ||
+        inbox->ring_fd() < 0 || sender->io().wake_fd() < 0)
+        return inbox->post(std::move(callback));
+    RemoteInbox::Queued queued = inbox->enqueue(std::move(callback));
+    if (queued == RemoteInbox::Queued::wake_needed)
+        sender->send_wake(inbox);
+    return queued != RemoteInbox::Queued::dropped;
+}
 
 void CallbackState::run() {
     if (std::exchange(in_timer_heap_, false) && loop_ != nullptr)
@@ -160,10 +241,13 @@ EventLoop::EventLoop(LoopOptions options)
     : options_(options), debug_(options.debug || debug_from_environment()),
       owner_(std::this_thread::get_id()), virtual_now_(clock::now()),
       io_(std::make_unique<detail::Ring>(options_, ready_)),
-      inbox_(std::make_shared<detail::RemoteInbox>()),
-      inbox_reader_(new detail::InboxReader(*this, inbox_),
-                    [](detail::Runnable* r) { delete static_cast<detail::InboxReader*>(r); }) {
+      inbox_(std::make_shared<detail::RemoteInbox>(io_->wake_fd())),
+      inbox_reader_(new detail::InboxReader(*this, inbox_, stats_),
+                    [](detail::Runnable* r) { delete static_cast<detail::InboxReader*>(r); }),
+      wake_receiver_(new detail::WakeReceiver(*this, inbox_, stats_),
+                     [](detail::Runnable* r) { delete static_cast<detail::WakeReceiver*>(r); }) {
     static_cast<detail::InboxReader&>(*inbox_reader_).arm();
+    io_->set_wake_sink(static_cast<detail::WakeReceiver*>(wake_receiver_.get()));
 }
 
 EventLoop::~EventLoop() {
@@ -226,7 +310,20 @@ TimerHandle EventLoop::call_at(time_point when, std::function<void()> callback) 
 }
 
 void EventLoop::call_soon_threadsafe(std::function<void()> callback) {
-    inbox_->post(std::move(callback));
+    detail::post_threadsafe(inbox_, std::move(callback));
+}
+
+void EventLoop::send_wake(const std::shared_ptr<detail::RemoteInbox>& target) noexcept {
+    detail::WakeMessage* message = nullptr;
+    try {
+        message = new detail::WakeMessage(target, stats_);
+        io_->send_wake(message->op(), target->ring_fd());
+        ++stats_.wake_messages_sent;
+    } catch (...) {
+        // No SQE (the ring failed to submit) or no memory: the eventfd still wakes the target.
+        delete message;
+        target->wake_by_eventfd();
+    }
 }
 
 detail::TimerId EventLoop::add_timer(time_point when, detail::Runnable* target) {

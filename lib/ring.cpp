@@ -1,5 +1,7 @@
 // Ring design: every SQE's user_data is the address of the IoOp that asked for it, except the
-// SQEs of cancel requests, whose user_data is 0 and whose completions are dropped. Completions
+// SQEs of cancel requests, whose user_data is 0 and whose completions are dropped, and the CQEs
+// that other loops' IORING_OP_MSG_RING wake-ups post here, whose user_data is wake_message_tag
+// (odd, so never the address of an IoOp) and which go to the wake sink. Completions
 // only store the result and enqueue the waiter: nothing is resumed from here.
 // One io_uring_submit_and_wait_timeout per loop iteration carries every SQE prepared since the
 // previous one; SQEs are submitted early only when the SQ is full.
@@ -84,11 +86,42 @@ RingSetup effective_setup(RingSetup requested) {
                                 "': expected automatic, defer_taskrun, coop_taskrun or plain");
 }
 
+/// LoopOptions::cross_loop_wake, or RINGLET_CROSS_LOOP_WAKE when the options leave it automatic.
+CrossLoopWake effective_wake(CrossLoopWake requested) {
+    const char* env = std::getenv("RINGLET_CROSS_LOOP_WAKE");
+    if (requested != CrossLoopWake::automatic || env == nullptr || *env == '\0')
+        return requested;
+    std::string_view v(env);
+    if (v == "automatic" || v == "msg_ring")
+        return CrossLoopWake::automatic;
+    if (v == "eventfd")
+        return CrossLoopWake::eventfd;
+    throw std::invalid_argument("RINGLET_CROSS_LOOP_WAKE='" + std::string(v) +
+                                "': expected automatic, msg_ring or eventfd");
+}
+
+/// user_data of the CQE a wake-up message posts on the target ring.
+constexpr std::uint64_t wake_message_tag = 1;
+
 } // namespace
+
+bool msg_ring_supported() noexcept {
+    // io_uring_get_probe sets up (and tears down) a ring of its own: once per process.
+    static const bool supported = [] {
+        io_uring_probe* probe = io_uring_get_probe();
+        if (probe == nullptr)
+            return false;
+        bool ok = io_uring_opcode_supported(probe, IORING_OP_MSG_RING) != 0;
+        io_uring_free_probe(probe);
+        return ok;
+    }();
+    return supported;
+}
 
 Ring::Ring(const LoopOptions& options, ReadyQueue& ready) : ready_(ready) {
     unsigned entries = options.ring_entries;
     RingSetup setup = effective_setup(options.ring_setup);
+    CrossLoopWake wake = effective_wake(options.cross_loop_wake);
     if (int fault = std::exchange(ring_setup_fault_for_tests, 0))
         throw_setup_error(fault, entries);
     if (entries == 0 || entries > 32768)
@@ -134,6 +167,7 @@ Ring::Ring(const LoopOptions& options, ReadyQueue& ready) : ready_(ready) {
     }
     // Saves an fget/fput per io_uring_enter where supported (5.18+); optional.
     io_uring_register_ring_fd(&ring_);
+    wake_messages_ = wake == CrossLoopWake::automatic && msg_ring_supported();
 }
 
 Ring::~Ring() {
@@ -262,6 +296,26 @@ void Ring::cancel(IoOp& op) {
     io_uring_sqe_set_data64(sqe, 0);
 }
 
+int Ring::wake_fd() const noexcept {
+    // The real descriptor, not the registered index: other rings resolve it in their own table.
+    return wake_messages_ ? ring_.ring_fd : -1;
+}
+
+void Ring::send_wake(IoOp& op, int target_fd) {
+    assert(wake_messages_);
+    io_uring_sqe* sqe = next_sqe();
+    // IORING_MSG_DATA: the target gets a CQE with res 0 and user_data wake_message_tag; we get
+    // our own CQE with 0 or -errno (-EBADFD: not a ring, -EOVERFLOW: its CQ is full...).
+    io_uring_prep_msg_ring(sqe, target_fd, 0, wake_message_tag, 0);
+    attach(sqe, op);
+    // Submit now rather than with the next wait: the caller may be the last callback before
+    // this loop stops, and the target would then not hear of it until we run again. An error
+    // leaves the SQE queued; the next wait submits it.
+    int rc = io_uring_submit(&ring_);
+    if (rc == -EBUSY)
+        reap(); // room for the next attempt; the SQE stays queued
+}
+
 std::size_t Ring::submit_and_wait(std::optional<std::chrono::nanoseconds> timeout) {
     __kernel_timespec ts{};
     __kernel_timespec* tsp = nullptr;
@@ -296,6 +350,11 @@ std::size_t Ring::reap() noexcept {
     std::size_t count = 0;
     io_uring_for_each_cqe(&ring_, head, cqe) {
         ++count;
+        if (cqe->user_data == wake_message_tag) {
+            if (wake_sink_ != nullptr)
+                wake_sink_->on_completion(cqe->res, cqe->flags);
+            continue;
+        }
         auto* op = static_cast<IoOp*>(io_uring_cqe_get_data(cqe));
         if (op == nullptr)
             continue; // the completion of a cancel request

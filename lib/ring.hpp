@@ -16,6 +16,9 @@ namespace ringlet::detail {
 /// kernel (to test the error messages for ENOSYS, EPERM and the like).
 extern thread_local int ring_setup_fault_for_tests;
 
+/// Whether the kernel supports IORING_OP_MSG_RING (probed once per process, then cached).
+bool msg_ring_supported() noexcept;
+
 class Ring final : public IoBackend {
   public:
     Ring(const LoopOptions& options, ReadyQueue& ready);
@@ -37,6 +40,9 @@ class Ring final : public IoBackend {
     void cancel_fd(int fd) override;
     void close_detached(int fd) override;
     void cancel_all() override;
+    int wake_fd() const noexcept override;
+    void send_wake(IoOp& op, int target_fd) override;
+    void set_wake_sink(CompletionSink* sink) noexcept override { wake_sink_ = sink; }
     std::size_t submit_and_wait(std::optional<std::chrono::nanoseconds> timeout) override;
     std::size_t in_flight() const noexcept override { return in_flight_; }
     const char* describe() const noexcept override { return description_; }
@@ -53,6 +59,8 @@ class Ring final : public IoBackend {
     ReadyQueue& ready_;
     std::size_t in_flight_ = 0;
     bool defer_taskrun_ = false;
+    bool wake_messages_ = false; // sends and receives IORING_OP_MSG_RING wake-ups
+    CompletionSink* wake_sink_ = nullptr;
     const char* description_ = "io_uring";
 };
 

@@ -2,6 +2,7 @@
 // echo_client on a free port, then stopped with SIGTERM; echo_server's one-second grace period
 // for a connection that stays open; echo_client's exit code when nothing listens. The binaries
 // come from RINGLET_SAMPLES_DIR (set by test/meson.build), else ../samples next to this binary.
+#include "sample_program.hpp"
 #include "support.hpp"
 
 #include <arpa/inet.h>
@@ -22,126 +23,11 @@
 #include <unistd.h>
 #include <vector>
 
-extern char** environ;
-
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-std::filesystem::path samples_dir() {
-    if (const char* dir = std::getenv("RINGLET_SAMPLES_DIR"); dir != nullptr && *dir != '\0')
-        return dir;
-    return std::filesystem::read_symlink("/proc/self/exe").parent_path().parent_path() / "samples";
-}
-
-/// A sample program running with its stdout on a pipe; killed if a test leaves it running.
-class Program {
-  public:
-    explicit Program(const std::string& name, std::vector<std::string> args = {}) {
-        std::string path = (samples_dir() / name).string();
-        REQUIRE(std::filesystem::exists(path)); // build the samples (meson's -Dsamples=true)
-        int fds[2];
-        if (::pipe2(fds, O_CLOEXEC) != 0)
-            throw std::system_error(errno, std::generic_category(), "pipe2");
-        out_ = fds[0];
-        args.insert(args.begin(), path);
-        std::vector<char*> argv;
-        for (std::string& a : args)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
-
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-        // A clean signal state whatever this process blocks or ignores at the moment.
-        posix_spawnattr_t attributes;
-        posix_spawnattr_init(&attributes);
-        sigset_t none, defaults;
-        sigemptyset(&none);
-        sigemptyset(&defaults);
-        for (int s : {SIGINT, SIGTERM, SIGPIPE})
-            sigaddset(&defaults, s);
-        posix_spawnattr_setsigmask(&attributes, &none);
-        posix_spawnattr_setsigdefault(&attributes, &defaults);
-        posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-        int rc = posix_spawn(&pid_, path.c_str(), &actions, &attributes, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&actions);
-        posix_spawnattr_destroy(&attributes);
-        ::close(fds[1]);
-        if (rc != 0)
-            throw std::system_error(rc, std::generic_category(), "posix_spawn " + path);
-    }
-    Program(const Program&) = delete;
-    Program& operator=(const Program&) = delete;
-    ~Program() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-        ::close(out_);
-    }
-
-    /// The next line of stdout (without '\n'); "" at end of output or after `timeout`.
-    std::string read_line(std::chrono::milliseconds timeout = 10s) {
-        auto deadline = Clock::now() + timeout;
-        for (;;) {
-            if (auto nl = pending_.find('\n'); nl != std::string::npos) {
-                std::string line = pending_.substr(0, nl);
-                pending_.erase(0, nl + 1);
-                return line;
-            }
-            if (!fill(deadline))
-                return std::exchange(pending_, {});
-        }
-    }
-    /// Everything the program still writes until it closes stdout (or `timeout`).
-    std::string read_rest(std::chrono::milliseconds timeout = 30s) {
-        auto deadline = Clock::now() + timeout;
-        while (fill(deadline)) {
-        }
-        return std::exchange(pending_, {});
-    }
-    /// The exit code once it exits; -1 (after killing it) if that takes longer than `timeout`,
-    /// 128 + N if signal N ended it.
-    int wait(std::chrono::milliseconds timeout = 30s) {
-        auto deadline = Clock::now() + timeout;
-        int status = 0;
-        while (::waitpid(pid_, &status, WNOHANG) == 0) {
-            if (Clock::now() > deadline) {
-                ::kill(pid_, SIGKILL);
-                ::waitpid(pid_, &status, 0);
-                pid_ = -1;
-                return -1;
-            }
-            std::this_thread::sleep_for(5ms);
-        }
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    void signal(int number) const { ::kill(pid_, number); }
-
-  private:
-    /// Reads what is available before `deadline`; false at end of output or on timeout.
-    bool fill(Clock::time_point deadline) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-        if (left.count() <= 0)
-            return false;
-        pollfd p{out_, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
-            return false;
-        char buffer[4096];
-        ssize_t n = ::read(out_, buffer, sizeof buffer);
-        if (n <= 0)
-            return false;
-        pending_.append(buffer, static_cast<std::size_t>(n));
-        return true;
-    }
-
-    pid_t pid_ = -1;
-    int out_ = -1;
-    std::string pending_;
-};
+using ringlet::test::Program;
 
 /// A port of 127.0.0.1 that was free a moment ago (bound to port 0, then closed).
 std::uint16_t free_port() {
@@ -217,6 +103,37 @@ TEST_CASE("echo_server serves echo_client on a given port and stops on SIGTERM p
     CHECK(rest == "SIGTERM received: closing the listener\nserved 33 connections\n");
 }
 
+TEST_CASE("echo_server --threads 2 serves echo_client from two loops on one port and sums their "
+          "connections after SIGINT",
+          "[samples][multi_loop]") {
+    const std::uint16_t port = free_port();
+    Program server("echo_server", {std::to_string(port), "--threads", "2"});
+    CHECK(server.read_line() ==
+          "echo server listening on 127.0.0.1:" + std::to_string(port) + " (2 threads)");
+
+    Program client("echo_client", {"--port", std::to_string(port), "--quiet", "--clients", "40"});
+    std::string summary = client.read_rest();
+    CHECK(client.wait() == 0);
+    // "hello N\n" for N = 1..40, five times: 5 * (9 * 8 + 31 * 9) bytes.
+    CHECK(summary == "40 of 40 clients connected, 200 of 200 echoes matched (1755 bytes): OK\n");
+
+    server.signal(SIGINT);
+    std::string rest = server.read_rest();
+    CHECK(server.wait() == 0);
+    INFO(rest);
+    const std::string head =
+        "SIGINT received: closing the listener\nserved 40 connections (loop 0: ";
+    REQUIRE_THAT(rest, Catch::StartsWith(head) && Catch::EndsWith(")\n"));
+    // "(loop 0: A, loop 1: B)": both loops served some (all 40 on one socket: chance 2^-39).
+    std::size_t a_end = rest.find(", loop 1: ", head.size());
+    REQUIRE(a_end != std::string::npos);
+    int a = std::stoi(rest.substr(head.size(), a_end - head.size()));
+    int b = std::stoi(rest.substr(a_end + 10));
+    CHECK(a + b == 40);
+    CHECK(a > 0);
+    CHECK(b > 0);
+}
+
 TEST_CASE("echo_server gives an open connection one second after SIGINT, then cancels it",
           "[samples]") {
     Program server("echo_server", {"0"});
@@ -258,6 +175,8 @@ TEST_CASE("echo_client exits with 1 when its echoes cannot be verified", "[sampl
 TEST_CASE("echo samples reject bad arguments with exit code 2", "[samples]") {
     Program server("echo_server", {"not-a-port"});
     CHECK(server.wait() == 2);
+    Program no_threads("echo_server", {"0", "--threads", "0"});
+    CHECK(no_threads.wait() == 2);
     Program client("echo_client", {"--clients", "0"});
     CHECK(client.wait() == 2);
 }

@@ -36,6 +36,12 @@ enum class RingSetup : std::uint8_t {
     plain,        ///< force a ring with no task-run flags
 };
 
+/// How call_soon_threadsafe wakes a loop when it is called on the thread of another loop.
+enum class CrossLoopWake : std::uint8_t {
+    automatic, ///< an IORING_OP_MSG_RING message from the caller's ring (Linux 5.18+), else eventfd
+    eventfd,   ///< always the eventfd write, as from a thread without a loop
+};
+
 struct LoopOptions {
     /// asyncio's debug mode: slow-callback warnings, never-awaited tasks, pending tasks at
     /// close, foreign-thread checks. Also switched on by the environment RINGLET_DEBUG=1.
@@ -51,6 +57,10 @@ struct LoopOptions {
     /// Listeners accept through one multishot request (Linux 5.19+; older kernels fall back by
     /// themselves); false makes every accept a single-shot request.
     bool multishot_accept = true;
+    /// Applies to this loop as the sender and as the target of a cross-loop wake-up; MSG_RING is
+    /// used only when both allow it. With automatic, the environment RINGLET_CROSS_LOOP_WAKE
+    /// (automatic, msg_ring or eventfd) decides.
+    CrossLoopWake cross_loop_wake = CrossLoopWake::automatic;
 };
 
 /// Counters since the loop was created.
@@ -64,6 +74,10 @@ struct LoopStats {
     std::size_t timer_heap_size = 0; ///< heap entries, including lazily kept cancelled ones
     std::size_t live_tasks = 0;      ///< spawned and not finished
     std::size_t io_in_flight = 0;
+    std::uint64_t wakeups_by_eventfd = 0;   ///< call_soon_threadsafe wake-ups through the eventfd
+    std::uint64_t wakeups_by_msg_ring = 0;  ///< wake-up messages received from other loops' rings
+    std::uint64_t wake_messages_sent = 0;   ///< IORING_OP_MSG_RING wake-ups sent to other loops
+    std::uint64_t wake_messages_failed = 0; ///< of those, refused by the kernel (eventfd used)
 };
 
 /// What the exception handler is told (asyncio's context dict).
@@ -101,7 +115,9 @@ class EventLoop {
     TimerHandle call_later(duration delay, std::function<void()> callback);
     /// Runs `callback` at `when`; callbacks with equal deadlines run in scheduling order.
     TimerHandle call_at(time_point when, std::function<void()> callback);
-    /// Schedules `callback` from any thread and wakes the loop if it waits in the kernel.
+    /// Schedules `callback` from any thread and wakes the loop if it waits in the kernel: on the
+    /// thread of another running loop by an IORING_OP_MSG_RING message from that loop's ring
+    /// (see LoopOptions::cross_loop_wake), otherwise through an eventfd.
     /// Thread safety: the only member callable from another thread. After close(): ignored.
     void call_soon_threadsafe(std::function<void()> callback);
 
@@ -156,6 +172,9 @@ class EventLoop {
     void begin_external_work() noexcept { ++external_work_; }
     void end_external_work() noexcept { --external_work_; }
     const std::shared_ptr<detail::RemoteInbox>& remote_inbox() const noexcept { return inbox_; }
+    /// Wakes the loop behind `target` with a message from this loop's ring (IORING_OP_MSG_RING),
+    /// falling back to its eventfd. Loop thread only; needs io().wake_fd() >= 0.
+    void send_wake(const std::shared_ptr<detail::RemoteInbox>& target) noexcept;
     /// Throws std::logic_error when called from a thread other than the loop's.
     void check_thread(const char* what) const;
 
@@ -181,6 +200,7 @@ class EventLoop {
     std::unique_ptr<detail::IoBackend> io_;
     std::shared_ptr<detail::RemoteInbox> inbox_;
     std::unique_ptr<detail::Runnable, void (*)(detail::Runnable*)> inbox_reader_;
+    std::unique_ptr<detail::Runnable, void (*)(detail::Runnable*)> wake_receiver_;
     std::unique_ptr<ThreadPool> executor_;
     std::size_t external_work_ = 0;
     std::size_t callback_timers_ = 0;

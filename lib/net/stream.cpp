@@ -140,14 +140,30 @@ Task<Connection> open_connection(Address address, std::size_t limit) {
     co_return Connection(std::move(stream), limit);
 }
 
-Server start_server(ConnectionHandler handler, const Address& address, std::size_t limit) {
+namespace {
+
+void check_server_arguments(const ConnectionHandler& handler, std::size_t limit) {
     if (!handler)
         throw std::invalid_argument("ringlet::start_server: empty connection handler");
     if (limit == 0)
         throw std::invalid_argument("ringlet::start_server: limit must be positive");
+}
+
+} // namespace
+
+Server start_server(ConnectionHandler handler, const Address& address, std::size_t limit) {
+    check_server_arguments(handler, limit);
+    EventLoop::current(); // no loop: throw before binding
+    return start_server(std::move(handler), TcpListener::bind(address), limit);
+}
+
+Server start_server(ConnectionHandler handler, TcpListener listener, std::size_t limit) {
+    check_server_arguments(handler, limit);
+    if (!listener.is_open())
+        throw std::invalid_argument("ringlet::start_server: the listener is not open");
     EventLoop& loop = EventLoop::current();
-    auto state = std::make_shared<detail::ServerState>(std::move(handler),
-                                                       TcpListener::bind(address), limit);
+    auto state =
+        std::make_shared<detail::ServerState>(std::move(handler), std::move(listener), limit);
     spawn(loop, detail::accept_connections(state), "server " + state->address.to_string());
     return Server(std::move(state));
 }

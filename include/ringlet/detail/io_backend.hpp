@@ -72,6 +72,17 @@ class IoBackend {
     /// for, such as a listener's multishot accept); their completions still follow.
     virtual void cancel_all() = 0;
 
+    /// Cross-loop wake-ups (call_soon_threadsafe between two loops): the descriptor other
+    /// loops' backends send wake-up messages to, or -1 if this backend neither sends nor receives
+    /// them (no IORING_OP_MSG_RING, or LoopOptions::cross_loop_wake is eventfd).
+    virtual int wake_fd() const noexcept = 0;
+    /// Sends a wake-up message to the backend behind `target_fd` (another loop's wake_fd());
+    /// `op` completes with 0 or -errno (e.g. -EBADFD). Submitted at once, not with the next
+    /// wait: this loop may not iterate again soon. Needs wake_fd() >= 0.
+    virtual void send_wake(IoOp& op, int target_fd) = 0;
+    /// Who is told of each wake-up message received (nullptr: nobody).
+    virtual void set_wake_sink(CompletionSink* sink) noexcept = 0;
+
     /// Submits everything queued and waits up to `timeout` (nullopt: no limit) for at least one
     /// completion; returns how many completions it moved to the ready queue.
     virtual std::size_t submit_and_wait(std::optional<std::chrono::nanoseconds> timeout) = 0;

@@ -360,5 +360,11 @@ class Server {
 /// an IP address or `handler` is empty; std::logic_error if no loop runs on this thread.
 Server start_server(ConnectionHandler handler, const Address& address,
                     std::size_t limit = default_stream_limit);
+/// The same on a listener bound by the caller (asyncio's start_server(sock=...)), e.g. one bound
+/// with ListenOptions::reuse_port for each loop of run_on_threads.
+/// Throws: std::invalid_argument if `listener` is not open or `handler` is empty;
+/// std::logic_error if no loop runs on this thread.
+Server start_server(ConnectionHandler handler, TcpListener listener,
+                    std::size_t limit = default_stream_limit);
 
 } // namespace ringlet
