@@ -1,7 +1,7 @@
-// timers_demo: gevent's "switching at I/O" demo (spawn + joinall) written with ringlet.
+// spawn_joinall: gevent's "switching at I/O" demo (spawn + joinall, SEED_DEMOS.md section 3).
 // Three tasks sleep for 2 s, 1 s and 0 s. Each sleep hands the thread to the next ready task,
 // so the whole run takes about 2 s (the longest sleep), not 3 s (their sum).
-// Usage: timers_demo [--scale FACTOR]   (--scale 0.01 makes every sleep 100 times shorter)
+// Usage: spawn_joinall [--scale FACTOR]   (--scale 0.01 makes every sleep 100 times shorter)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
