@@ -2,11 +2,15 @@
 // This umbrella header only includes the public headers.
 #pragma once
 
+#include "ringlet/async_generator.hpp"
 #include "ringlet/errors.hpp"
 #include "ringlet/event_loop.hpp"
 #include "ringlet/file.hpp"
 #include "ringlet/gather.hpp"
+#include "ringlet/generator.hpp"
+#include "ringlet/greenlet.hpp"
 #include "ringlet/handle.hpp"
+#include "ringlet/multi_loop.hpp"
 #include "ringlet/net/address.hpp"
 #include "ringlet/net/stream.hpp"
 #include "ringlet/net/tcp.hpp"

@@ -1,0 +1,378 @@
+// Greenlet: Python greenlet's explicit switching, on stackless coroutines. `co_await
+// g.switch_to(v)` suspends the running greenlet and resumes g by symmetric transfer (no
+// allocation, no queue); the co_await evaluates to the value of the switch that resumes it.
+// A greenlet whose body returns passes its value (or exception) to its parent; plain code is
+// the "main" greenlet. Thread safety: each thread has its own main greenlet; a greenlet is
+// used on one thread. Frames come from the per-thread frame allocator.
+//
+// Value type: BasicGreenlet<T> passes values of type T (moved, never copied, no allocation);
+// greenlets that switch to each other share T. `Greenlet` is BasicGreenlet<std::any>, Python's
+// "anything goes" (std::any keeps small trivially movable values such as int in place, but a
+// large or throwing-move value allocates when wrapped); pick a concrete T for speed and typing.
+#pragma once
+
+#include "ringlet/detail/frame_allocator.hpp"
+
+#include <any>
+#include <cassert>
+#include <concepts>
+#include <coroutine>
+#include <cstddef>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+namespace ringlet {
+
+template <class T>
+class BasicGreenlet;
+template <class T>
+class GreenletSwitch;
+
+namespace detail {
+
+template <class T>
+class GreenletBody;
+
+template <class T>
+class GreenletPromise {
+  public:
+    static void* operator new(std::size_t size) { return allocate_frame(size); }
+    static void operator delete(void* frame, std::size_t size) noexcept {
+        deallocate_frame(frame, size);
+    }
+
+    /// Passes the result (or exception) to the parent and resumes it.
+    struct ToParent {
+        bool await_ready() const noexcept { return false; }
+        std::coroutine_handle<>
+        await_suspend(std::coroutine_handle<GreenletPromise> self) const noexcept {
+            return self.promise().greenlet_->finish();
+        }
+        void await_resume() const noexcept {}
+    };
+
+    GreenletBody<T> get_return_object() noexcept;
+    std::suspend_always initial_suspend() const noexcept { return {}; }
+    ToParent final_suspend() const noexcept { return {}; }
+    // Non-template, so that `co_return {};` works. There is no return_void: a body must end
+    // with `co_return value;` (flowing off its end is undefined behaviour, as for any
+    // coroutine with return_value; clang warns, g++ 12 does not).
+    void return_value(T value) { result_.emplace(std::move(value)); }
+    void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+
+    // A greenlet's body suspends only by switching: it has no event-loop task to wait on.
+    template <class U>
+    typename GreenletSwitch<U>::Awaiter await_transform(GreenletSwitch<U>&& s) const noexcept {
+        return {s};
+    }
+    template <class Awaitable>
+    Awaitable&& await_transform(Awaitable&& awaitable) const noexcept {
+        static_assert(sizeof(Awaitable) == 0,
+                      "a ringlet::Greenlet body can only co_await switch_to(...) directly");
+        return std::forward<Awaitable>(awaitable);
+    }
+
+  private:
+    friend class BasicGreenlet<T>;
+    BasicGreenlet<T>* greenlet_ = nullptr;
+    std::optional<T> result_;
+    std::exception_ptr exception_;
+};
+
+/// The return type of a greenlet's body (spelled BasicGreenlet<T>::Body or GreenletBody).
+template <class T>
+class [[nodiscard]] GreenletBody {
+  public:
+    using promise_type = GreenletPromise<T>;
+    using handle_type = std::coroutine_handle<promise_type>;
+
+    explicit GreenletBody(handle_type frame) noexcept : frame_(frame) {}
+    GreenletBody(GreenletBody&& other) noexcept : frame_(std::exchange(other.frame_, {})) {}
+    GreenletBody& operator=(GreenletBody&&) = delete;
+    ~GreenletBody() {
+        if (frame_)
+            frame_.destroy();
+    }
+    handle_type release() noexcept { return std::exchange(frame_, {}); }
+
+  private:
+    handle_type frame_;
+};
+
+/// A callable that makes a greenlet's body from (self, first value), (first value) or ().
+template <class F, class T>
+concept greenlet_body =
+    std::is_invocable_r_v<GreenletBody<T>, F&, BasicGreenlet<T>&, T> ||
+    std::is_invocable_r_v<GreenletBody<T>, F&, T> || std::is_invocable_r_v<GreenletBody<T>, F&>;
+
+template <class T>
+GreenletBody<T> GreenletPromise<T>::get_return_object() noexcept {
+    return GreenletBody<T>(std::coroutine_handle<GreenletPromise>::from_promise(*this));
+}
+
+} // namespace detail
+
+/// The result of switch_to(). From plain code (no greenlet of this T running on the thread) the
+/// switch has already happened and get() (or co_await) returns the value passed back; inside a
+/// greenlet's body it must be co_awaited, which performs the switch.
+template <class T>
+class GreenletSwitch {
+  public:
+    GreenletSwitch(const GreenletSwitch&) = delete;
+    GreenletSwitch& operator=(const GreenletSwitch&) = delete;
+    ~GreenletSwitch() {
+        if (state_ == state::pending)
+            std::fputs("ringlet: Greenlet::switch_to() inside a greenlet was never co_awaited: "
+                       "no switch happened\n",
+                       stderr);
+    }
+
+    /// The value passed back to the main greenlet by a switch made from plain code.
+    /// Throws: std::logic_error if this switch was made inside a greenlet (co_await it).
+    T get() && {
+        if (state_ != state::done)
+            throw std::logic_error("GreenletSwitch::get() on a switch made inside a greenlet: "
+                                   "co_await it instead");
+        return std::move(value_);
+    }
+
+    /// What `co_await` uses (by reference: a switch is neither copied nor moved).
+    struct Awaiter {
+        GreenletSwitch& s;
+        bool await_ready() { return s.await_ready(); }
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept {
+            return s.await_suspend(h);
+        }
+        T await_resume() { return s.await_resume(); }
+    };
+    Awaiter operator co_await() && noexcept { return {*this}; }
+
+  private:
+    friend class BasicGreenlet<T>;
+    enum class state : unsigned char { done, pending, suspended };
+    struct done_tag {};
+
+    GreenletSwitch(done_tag, T&& value) : value_(std::move(value)), state_(state::done) {}
+    GreenletSwitch(BasicGreenlet<T>& target, T&& value)
+        : target_(&target), value_(std::move(value)), state_(state::pending) {}
+
+    bool await_ready() {
+        if (state_ == state::done)
+            return true; // made from plain code: already switched
+        state_ = state::suspended;
+        if (target_->is_switch_target()) [[likely]]
+            return false;
+        return target_->prepare_slow(*this);
+    }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<>) noexcept {
+        return target_->enter(&value_);
+    }
+    T await_resume() {
+        if (state_ == state::done)
+            return std::move(value_);
+        return BasicGreenlet<T>::running_->take_inbox(); // the resumed greenlet is running
+    }
+
+    BasicGreenlet<T>* target_ = nullptr;
+    T value_; // the value sent; for a finished switch, the value received
+    state state_;
+};
+
+/// A coroutine that runs only when switched to (Python's greenlet), passing values of type T.
+/// The body is a callable returning BasicGreenlet<T>::Body, taking (BasicGreenlet& self, T
+/// first), (T first) or (); `first` is the value of the switch that starts it. It suspends only
+/// at `co_await other.switch_to(v)` and ends with `co_return v;`, which switches to its parent
+/// with v (a body's exception is rethrown in the parent, at its pending switch).
+/// Throws: switch_to() a dead greenlet throws std::logic_error (Python would go to its parent);
+/// a switch made from plain code rethrows what reaches the main greenlet.
+/// Lifetime: not movable (bodies refer to it). The callable (its captures) lives as long as the
+/// greenlet. A parent must outlive its children. Destroying a suspended greenlet destroys its
+/// frame (its destructors run; nothing like GreenletExit is raised). A dead or not started
+/// parent is skipped: the result goes to the nearest live ancestor, ultimately main.
+template <class T>
+class BasicGreenlet {
+    static_assert(std::is_object_v<T> && std::is_move_constructible_v<T>,
+                  "BasicGreenlet<T>: T must be a movable object type");
+
+  public:
+    using value_type = T;
+    using Body = detail::GreenletBody<T>;
+    using Switch = GreenletSwitch<T>;
+
+    /// A greenlet whose parent is the greenlet running now (main in plain code).
+    template <detail::greenlet_body<T> F>
+    explicit BasicGreenlet(F body) : BasicGreenlet(std::move(body), current()) {}
+
+    /// A greenlet with an explicit parent (of the same thread).
+    template <detail::greenlet_body<T> F>
+    BasicGreenlet(F body, BasicGreenlet& parent)
+        : starter_(std::make_unique<StarterFor<F>>(std::move(body))), parent_(&parent) {}
+
+    BasicGreenlet(const BasicGreenlet&) = delete;
+    BasicGreenlet& operator=(const BasicGreenlet&) = delete;
+    ~BasicGreenlet() {
+        assert(running_ != this && "a ringlet::Greenlet destroyed while it runs");
+        if (frame_)
+            frame_.destroy();
+    }
+
+    /// Suspends the running greenlet (main, in plain code) and runs this one, starting it with
+    /// `value` or making its pending switch evaluate to `value`. Inside a body: `co_await` it;
+    /// it evaluates to the value of the switch that comes back. In plain code it returns once
+    /// control comes back to main; get() is the value passed.
+    /// Throws: std::logic_error if this greenlet is dead; from plain code, the exception of a
+    /// greenlet whose parent is main. Allocates only when it starts the body (its frame).
+    Switch switch_to(T&& value) {
+        if (running_ != nullptr) [[likely]]
+            return Switch(*this, std::move(value));
+        return switch_from_main(value);
+    }
+    Switch switch_to(const T& value) { return switch_to(T(value)); }
+    /// switch_to(T{}) (Python's switch() without arguments).
+    Switch switch_to() requires std::default_initializable<T> { return switch_to(T{}); }
+
+    /// True once the body has been started (always for main).
+    bool started() const noexcept { return phase_ != phase::not_started; }
+    /// True once the body has returned or thrown.
+    bool dead() const noexcept { return phase_ == phase::dead; }
+    bool is_main() const noexcept { return phase_ == phase::main; }
+    /// The greenlet that receives this one's result; nullptr for main.
+    BasicGreenlet* parent() const noexcept { return parent_; }
+
+    /// The greenlet running on this thread, or main() in plain code.
+    static BasicGreenlet& current() noexcept { return running_ ? *running_ : main(); }
+    /// This thread's main greenlet: the plain code that made the first switch. Switching to it
+    /// from a body returns control (and the value) to that switch.
+    static BasicGreenlet& main() noexcept {
+        static thread_local BasicGreenlet main_greenlet{main_tag{}};
+        return main_greenlet;
+    }
+
+  private:
+    friend class GreenletSwitch<T>;
+    friend class detail::GreenletPromise<T>;
+    struct main_tag {};
+    // suspended covers "running" too: the running greenlet is the one in running_.
+    enum class phase : unsigned char { not_started, suspended, dead, main };
+    using handle_type = std::coroutine_handle<detail::GreenletPromise<T>>;
+
+    struct Starter {
+        virtual ~Starter() = default;
+        virtual Body start(BasicGreenlet& self, T&& first) = 0;
+    };
+    template <class F>
+    struct StarterFor final : Starter {
+        explicit StarterFor(F f) : body(std::move(f)) {}
+        Body start(BasicGreenlet& self, T&& first) override {
+            if constexpr (std::is_invocable_r_v<Body, F&, BasicGreenlet&, T>)
+                return std::invoke(body, self, std::move(first));
+            else if constexpr (std::is_invocable_r_v<Body, F&, T>)
+                return std::invoke(body, std::move(first));
+            else
+                return std::invoke(body);
+        }
+        F body;
+    };
+
+    explicit BasicGreenlet(main_tag) noexcept : phase_(phase::main) {}
+
+    /// switch_to() from plain code: runs greenlets until a switch reaches main.
+    Switch switch_from_main(T& value) {
+        if (is_main())
+            return Switch(typename Switch::done_tag{}, std::move(value));
+        prepare_to_enter(value);
+        enter(&value).resume(); // returns when a switch reaches main
+        assert(running_ == nullptr);
+        BasicGreenlet& m = main();
+        if (m.thrown_)
+            std::rethrow_exception(std::exchange(m.thrown_, nullptr));
+        return Switch(typename Switch::done_tag{}, m.take_inbox());
+    }
+
+    /// The common case of a switch inside a body: to another started, live greenlet.
+    bool is_switch_target() const noexcept {
+        return phase_ == phase::suspended && this != running_;
+    }
+
+    /// The other cases of co_await switch_to(): false to suspend, true for a switch to oneself
+    /// (Python returns the value at once). Throws for a dead target (before suspending).
+    bool prepare_slow(Switch& s) {
+        if (this == running_) {
+            s.state_ = Switch::state::done;
+            return true;
+        }
+        try {
+            prepare_to_enter(s.value_);
+        } catch (...) {
+            s.state_ = Switch::state::done;
+            throw;
+        }
+        return false;
+    }
+
+    /// Everything of a switch that may throw, done before the sender suspends: a dead target
+    /// is an error, a new one gets its frame (its body's parameters take `value`).
+    void prepare_to_enter(T& value) {
+        if (phase_ == phase::dead)
+            throw std::logic_error("switch_to() a dead ringlet::Greenlet (its body has finished)");
+        if (phase_ == phase::not_started) {
+            frame_ = starter_->start(*this, std::move(value)).release();
+            frame_.promise().greenlet_ = this;
+            phase_ = phase::suspended;
+        }
+    }
+
+    /// Makes this greenlet the running one; `value` is what its pending switch returns.
+    std::coroutine_handle<> enter(T* value) noexcept {
+        inbox_ = value;
+        if (phase_ == phase::main) [[unlikely]] {
+            running_ = nullptr;
+            return std::noop_coroutine(); // back to the plain code's switch_to()
+        }
+        running_ = this;
+        return frame_;
+    }
+
+    /// What the switch that resumed this greenlet passed (or the exception of a child).
+    T take_inbox() {
+        if (thrown_) [[unlikely]]
+            std::rethrow_exception(std::exchange(thrown_, nullptr));
+        return std::move(*inbox_);
+    }
+
+    /// The body has returned or thrown: hand the outcome to the nearest live ancestor.
+    std::coroutine_handle<> finish() noexcept {
+        phase_ = phase::dead;
+        BasicGreenlet* to = parent_;
+        while (to->phase_ == phase::dead || to->phase_ == phase::not_started)
+            to = to->parent_;
+        detail::GreenletPromise<T>& p = frame_.promise();
+        if (p.exception_) {
+            to->thrown_ = std::exchange(p.exception_, nullptr);
+            return to->enter(nullptr);
+        }
+        return to->enter(std::addressof(*p.result_));
+    }
+
+    static inline thread_local BasicGreenlet* running_ = nullptr; // null: main is running
+
+    std::unique_ptr<Starter> starter_; // null for main
+    handle_type frame_;
+    BasicGreenlet* parent_ = nullptr; // null for main only
+    T* inbox_ = nullptr;              // lives in the suspended sender (or the plain caller)
+    std::exception_ptr thrown_;       // a child's exception, raised at the pending switch
+    phase phase_ = phase::not_started;
+};
+
+/// Python's greenlet: values of any copyable type, as std::any.
+using Greenlet = BasicGreenlet<std::any>;
+/// The return type of a Greenlet body: `[](Greenlet& self, std::any v) -> GreenletBody {...}`.
+using GreenletBody = Greenlet::Body;
+
+} // namespace ringlet
