@@ -1,0 +1,627 @@
+// echo_load: the load generator of the echo benchmark (issue 6). Opens C connections to an echo
+// server on a loopback address, keeps every connection ping-ponging S-byte messages (send one,
+// wait for all of its echo, send the next) for D seconds after a warm-up, verifies every echoed
+// byte, and prints throughput, latency percentiles, integrity counters and CPU use; the last line
+// is machine-readable: `RESULT key=value ...`.
+// Threads: --threads T epoll workers share the connections; the main thread only times the
+// phases and reads /proc. Every message differs (a per-connection window into a random pattern
+// that moves by one byte per message), so a stale or misrouted echo is caught.
+#include <algorithm>
+#include <arpa/inet.h>
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <memory>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <random>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+#include <utility>
+#include <vector>
+
+namespace {
+
+using bench_clock = std::chrono::steady_clock;
+
+struct Options {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 0;
+    std::size_t connections = 100;
+    std::size_t size = 64;
+    double duration = 5.0;
+    double warmup = 1.0;
+    std::size_t threads = 1;
+    long server_pid = 0;
+    bool signal_server = false; // SIGUSR1 at the window's start, SIGUSR2 at its end
+    bool quiet = false;
+};
+
+/// Phases the main thread moves the workers through.
+enum Phase : int { connecting = 0, warming = 1, measuring = 2, draining = 3, stopped = 4 };
+std::atomic<int> phase{connecting};
+/// Workers that have left their loop.
+std::atomic<std::size_t> workers_done{0};
+
+/// Latency histogram: 64 linear sub-buckets per power of two of nanoseconds (error < 1.6%).
+class Histogram {
+  public:
+    static constexpr int sub_bits = 6;
+    static constexpr int sub_count = 1 << sub_bits;
+    static constexpr int bucket_count = 64 * sub_count;
+
+    void record(std::uint64_t ns) noexcept {
+        ++counts_[index_of(ns)];
+        ++total_;
+    }
+    void merge(const Histogram& other) noexcept {
+        for (int i = 0; i < bucket_count; ++i)
+            counts_[i] += other.counts_[i];
+        total_ += other.total_;
+    }
+    std::uint64_t total() const noexcept { return total_; }
+    /// The value below which a fraction `q` of the samples lie (upper edge of its bucket), in ns.
+    double quantile(double q) const noexcept {
+        if (total_ == 0)
+            return 0;
+        auto rank = static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(total_)));
+        rank = std::max<std::uint64_t>(rank, 1);
+        std::uint64_t seen = 0;
+        for (int i = 0; i < bucket_count; ++i) {
+            seen += counts_[i];
+            if (seen >= rank)
+                return static_cast<double>(upper_edge(i));
+        }
+        return static_cast<double>(upper_edge(bucket_count - 1));
+    }
+
+  private:
+    static int index_of(std::uint64_t v) noexcept {
+        if (v < sub_count)
+            return static_cast<int>(v);
+        int log = 63 - __builtin_clzll(v); // >= sub_bits
+        int shift = log - sub_bits;
+        return (shift + 1) * sub_count + static_cast<int>((v >> shift) & (sub_count - 1));
+    }
+    static std::uint64_t upper_edge(int index) noexcept {
+        if (index < sub_count)
+            return static_cast<std::uint64_t>(index);
+        int shift = index / sub_count - 1;
+        std::uint64_t base = (std::uint64_t{sub_count} + (index % sub_count)) << shift;
+        return base + (std::uint64_t{1} << shift) - 1;
+    }
+
+    std::vector<std::uint64_t> counts_ = std::vector<std::uint64_t>(bucket_count);
+    std::uint64_t total_ = 0;
+};
+
+/// Counters one worker publishes; the main thread reads them at the window's edges.
+struct alignas(64) WorkerCounters {
+    std::atomic<std::uint64_t> messages{0};
+    std::atomic<std::uint64_t> bytes{0};
+    std::atomic<std::uint64_t> errors{0};
+    std::atomic<std::uint64_t> mismatches{0};
+    std::atomic<std::uint64_t> connected{0};
+};
+
+struct Connection {
+    int fd = -1;
+    std::uint32_t id = 0;
+    std::uint64_t counter = 0; // messages completed on this connection
+    std::size_t sent = 0;      // bytes of the current message sent
+    std::size_t received = 0;  // bytes of its echo received
+    bool mismatched = false;   // the current echo already counted as a mismatch
+    bool busy = false;         // a message is out and its echo not complete
+    bool want_write = false;   // EPOLLOUT registered (a short send is pending)
+    bench_clock::time_point started;
+};
+
+void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
+class Worker {
+  public:
+    Worker(const Options& options, const sockaddr_in& address, const std::byte* pattern,
+           std::size_t pattern_period, std::uint32_t first_id, std::size_t count)
+        : options_(options), address_(address), pattern_(pattern), period_(pattern_period),
+          first_id_(first_id), connections_(count), receive_buffer_(options.size) {}
+
+    WorkerCounters counters;
+    Histogram latencies;
+
+    void run() {
+        epoll_ = epoll_create1(EPOLL_CLOEXEC);
+        if (epoll_ < 0) {
+            std::perror("echo_load: epoll_create1");
+            std::exit(1);
+        }
+        for (std::size_t i = 0; i < connections_.size(); ++i) {
+            connections_[i].id = first_id_ + static_cast<std::uint32_t>(i);
+            open(connections_[i]);
+        }
+        while (phase.load(std::memory_order_acquire) == connecting)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        for (Connection& c : connections_)
+            if (c.fd >= 0)
+                start_message(c);
+        std::vector<epoll_event> events(256);
+        for (;;) {
+            int current = phase.load(std::memory_order_relaxed);
+            if (current == stopped || (current == draining && in_flight_ == 0))
+                break;
+            int n = epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), 10);
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                std::perror("echo_load: epoll_wait");
+                std::exit(1);
+            }
+            for (int i = 0; i < n; ++i) {
+                Connection& c = connections_[events[i].data.u32];
+                if (c.fd < 0)
+                    continue;
+                if ((events[i].events & EPOLLOUT) && c.sent < options_.size)
+                    send_some(c);
+                if (c.fd >= 0 && (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+                    receive(c);
+            }
+        }
+        workers_done.fetch_add(1);
+    }
+
+    /// Closes the connections (after the main thread has read the server's idle figures).
+    void close_all() {
+        for (Connection& c : connections_)
+            if (c.fd >= 0)
+                ::close(std::exchange(c.fd, -1));
+        if (epoll_ >= 0)
+            ::close(epoll_);
+    }
+
+  private:
+    const std::byte* expected(const Connection& c) const noexcept {
+        return pattern_ + (c.id * 7 + c.counter) % period_;
+    }
+
+    void fail(Connection& c, const char* what, int error) {
+        bump(counters.errors);
+        if (!options_.quiet && counters.errors.load(std::memory_order_relaxed) <= 5)
+            std::fprintf(stderr, "echo_load: connection %u: %s: %s\n", c.id, what,
+                         error ? std::strerror(error) : "closed by the server");
+        if (c.fd >= 0) {
+            ::close(c.fd);
+            c.fd = -1;
+        }
+        if (std::exchange(c.busy, false))
+            --in_flight_;
+    }
+
+    void open(Connection& c) {
+        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            fail(c, "socket", errno);
+            return;
+        }
+        // Blocking connect: loopback completes the handshake within the call while the server's
+        // backlog has room, and retransmits the SYN (1 s) when it has not.
+        if (::connect(fd, reinterpret_cast<const sockaddr*>(&address_), sizeof address_) != 0) {
+            int error = errno;
+            ::close(fd);
+            fail(c, "connect", error);
+            return;
+        }
+        int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+        c.fd = fd;
+        epoll_event event{};
+        event.events = EPOLLIN;
+        event.data.u32 = static_cast<std::uint32_t>(&c - connections_.data());
+        if (epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &event) != 0) {
+            fail(c, "epoll_ctl", errno);
+            return;
+        }
+        bump(counters.connected);
+    }
+
+    void set_want_write(Connection& c, bool on) {
+        if (c.want_write == on)
+            return;
+        c.want_write = on;
+        epoll_event event{};
+        event.events = EPOLLIN | (on ? EPOLLOUT : 0u);
+        event.data.u32 = static_cast<std::uint32_t>(&c - connections_.data());
+        epoll_ctl(epoll_, EPOLL_CTL_MOD, c.fd, &event);
+    }
+
+    void start_message(Connection& c) {
+        if (phase.load(std::memory_order_relaxed) >= draining)
+            return; // stop sending; the connection stays open and idle
+        c.sent = 0;
+        c.received = 0;
+        c.mismatched = false;
+        c.started = bench_clock::now();
+        c.busy = true;
+        ++in_flight_;
+        send_some(c);
+    }
+
+    void send_some(Connection& c) {
+        const std::byte* data = expected(c);
+        while (c.sent < options_.size) {
+            ssize_t n = ::send(c.fd, data + c.sent, options_.size - c.sent, MSG_NOSIGNAL);
+            if (n > 0) {
+                c.sent += static_cast<std::size_t>(n);
+            } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                set_want_write(c, true);
+                return;
+            } else if (n < 0 && errno == EINTR) {
+                continue;
+            } else {
+                fail(c, "send", n < 0 ? errno : 0);
+                return;
+            }
+        }
+        set_want_write(c, false);
+    }
+
+    void receive(Connection& c) {
+        for (;;) {
+            std::size_t want = options_.size - c.received;
+            // Ask for one byte more than the echo still owes: an extra byte is a protocol error.
+            ssize_t n = ::recv(c.fd, receive_buffer_.data(), std::min(want + 1, options_.size), 0);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                    return;
+                if (errno == EINTR)
+                    continue;
+                fail(c, "recv", errno);
+                return;
+            }
+            if (n == 0) {
+                fail(c, "recv", 0);
+                return;
+            }
+            auto got = static_cast<std::size_t>(n);
+            if (got > want || c.sent < c.received + got) {
+                // More bytes than were sent: the server made some up.
+                fail(c, "echo longer than the message", EPROTO);
+                bump(counters.mismatches);
+                return;
+            }
+            if (!c.mismatched &&
+                std::memcmp(receive_buffer_.data(), expected(c) + c.received, got) != 0) {
+                c.mismatched = true;
+                bump(counters.mismatches);
+            }
+            c.received += got;
+            if (c.received == options_.size) {
+                finish_message(c);
+                return; // the next message is sent; its echo cannot be here yet
+            }
+        }
+    }
+
+    void finish_message(Connection& c) {
+        c.busy = false;
+        --in_flight_;
+        ++c.counter;
+        bump(counters.messages);
+        bump(counters.bytes, options_.size);
+        if (phase.load(std::memory_order_relaxed) == measuring) {
+            auto took = bench_clock::now() - c.started;
+            latencies.record(static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(took).count()));
+        }
+        start_message(c);
+    }
+
+    const Options& options_;
+    sockaddr_in address_;
+    const std::byte* pattern_;
+    std::size_t period_;
+    std::uint32_t first_id_;
+    std::vector<Connection> connections_;
+    std::vector<std::byte> receive_buffer_;
+    int epoll_ = -1;
+    std::size_t in_flight_ = 0;
+};
+
+/// utime + stime of a process, in seconds (/proc/PID/stat fields 14 and 15).
+double process_cpu_seconds(long pid) {
+    std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    // The command name (field 2) may hold spaces; fields after it start past the last ')'.
+    std::size_t close = text.rfind(')');
+    if (close == std::string::npos)
+        return -1;
+    std::istringstream rest(text.substr(close + 2));
+    std::string field;
+    unsigned long long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+        if (i == 14)
+            utime = std::strtoull(field.c_str(), nullptr, 10);
+        if (i == 15)
+            stime = std::strtoull(field.c_str(), nullptr, 10);
+    }
+    return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+/// VmRSS of a process in KiB (0 if unknown).
+long process_rss_kib(long pid) {
+    std::ifstream file("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(file, line))
+        if (line.rfind("VmRSS:", 0) == 0)
+            return std::strtol(line.c_str() + 6, nullptr, 10);
+    return 0;
+}
+
+double self_cpu_seconds() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+void sleep_seconds(double s) {
+    std::this_thread::sleep_for(std::chrono::duration<double>(s));
+}
+
+template <class Int>
+bool parse_int(std::string_view text, Int& out) {
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return error == std::errc() && end == text.data() + text.size() && !text.empty();
+}
+
+bool parse_double(const char* text, double& out) {
+    char* end = nullptr;
+    out = std::strtod(text, &end);
+    return end != text && *end == '\0' && out >= 0;
+}
+
+[[noreturn]] void usage(const char* problem) {
+    std::fprintf(stderr,
+                 "echo_load: %s\n"
+                 "usage: echo_load --port P [--host 127.x.y.z] [--conns C] [--size S]\n"
+                 "                 [--duration D] [--warmup W] [--threads T]\n"
+                 "                 [--server-pid PID [--signal-server]] [--quiet]\n"
+                 "  Ping-pongs S-byte messages on C connections for D seconds after W seconds of\n"
+                 "  warm-up, verifying every byte. --signal-server sends the server SIGUSR1 at\n"
+                 "  the start of the measured window and SIGUSR2 at its end.\n",
+                 problem);
+    std::exit(2);
+}
+
+Options parse_options(int argc, char** argv) {
+    Options o;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        auto value = [&]() -> const char* {
+            if (i + 1 >= argc)
+                usage(("missing value after " + std::string(arg)).c_str());
+            return argv[++i];
+        };
+        bool ok = true;
+        if (arg == "--host")
+            o.host = value();
+        else if (arg == "--port")
+            ok = parse_int(value(), o.port) && o.port != 0;
+        else if (arg == "--conns")
+            ok = parse_int(value(), o.connections) && o.connections > 0;
+        else if (arg == "--size")
+            ok = parse_int(value(), o.size) && o.size > 0;
+        else if (arg == "--duration")
+            ok = parse_double(value(), o.duration) && o.duration > 0;
+        else if (arg == "--warmup")
+            ok = parse_double(value(), o.warmup);
+        else if (arg == "--threads")
+            ok = parse_int(value(), o.threads) && o.threads > 0 && o.threads <= 64;
+        else if (arg == "--server-pid")
+            ok = parse_int(value(), o.server_pid) && o.server_pid > 0;
+        else if (arg == "--signal-server")
+            o.signal_server = true;
+        else if (arg == "--quiet")
+            o.quiet = true;
+        else
+            usage(("unknown argument \"" + std::string(arg) + "\"").c_str());
+        if (!ok)
+            usage(("bad value \"" + std::string(argv[i]) + "\" for " + std::string(arg)).c_str());
+    }
+    if (o.port == 0)
+        usage("--port is required");
+    if (o.signal_server && o.server_pid == 0)
+        usage("--signal-server needs --server-pid");
+    return o;
+}
+
+/// Raises RLIMIT_NOFILE so that C connections fit (root may raise the hard limit too).
+void raise_fd_limit(std::size_t connections) {
+    rlimit limit{};
+    getrlimit(RLIMIT_NOFILE, &limit);
+    rlim_t want = static_cast<rlim_t>(connections) + 64;
+    if (limit.rlim_cur >= want)
+        return;
+    limit.rlim_cur = want;
+    if (limit.rlim_max < want)
+        limit.rlim_max = want;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+        getrlimit(RLIMIT_NOFILE, &limit);
+        limit.rlim_cur = limit.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &limit);
+    }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    Options options = parse_options(argc, argv);
+
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(options.port);
+    if (inet_pton(AF_INET, options.host.c_str(), &address.sin_addr) != 1) {
+        std::fprintf(stderr, "echo_load: \"%s\" is not an IPv4 address (loopback only)\n",
+                     options.host.c_str());
+        return 2;
+    }
+    // Loopback only: this tool floods its target and must never point at another machine.
+    if ((ntohl(address.sin_addr.s_addr) >> 24) != 127) {
+        std::fprintf(stderr, "echo_load: refusing %s: only 127.0.0.0/8 addresses are allowed\n",
+                     options.host.c_str());
+        return 2;
+    }
+    raise_fd_limit(options.connections);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    // The pattern every message is a window of: random bytes, period 251 (prime).
+    constexpr std::size_t period = 251;
+    std::vector<std::byte> pattern(options.size + period);
+    std::mt19937 random(12345);
+    for (std::byte& b : pattern)
+        b = static_cast<std::byte>(random() & 0xff);
+
+    long rss_before = options.server_pid ? process_rss_kib(options.server_pid) : 0;
+
+    std::size_t threads = std::min(options.threads, options.connections);
+    std::vector<std::unique_ptr<Worker>> workers;
+    std::size_t first = 0;
+    for (std::size_t t = 0; t < threads; ++t) {
+        std::size_t count = options.connections / threads + (t < options.connections % threads);
+        workers.push_back(std::make_unique<Worker>(options, address, pattern.data(), period,
+                                                   static_cast<std::uint32_t>(first), count));
+        first += count;
+    }
+    std::vector<std::thread> running;
+    auto connect_start = bench_clock::now();
+    for (auto& w : workers)
+        running.emplace_back([&w] { w->run(); });
+
+    auto sum = [&](auto member) {
+        std::uint64_t total = 0;
+        for (auto& w : workers)
+            total += (w->counters.*member).load(std::memory_order_relaxed);
+        return total;
+    };
+    // Wait until every connection is up or failed (each worker connects its own, in order).
+    for (;;) {
+        std::uint64_t settled = sum(&WorkerCounters::connected) + sum(&WorkerCounters::errors);
+        if (settled >= options.connections)
+            break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    double connect_seconds =
+        std::chrono::duration<double>(bench_clock::now() - connect_start).count();
+    std::uint64_t connected = sum(&WorkerCounters::connected);
+
+    // The server's memory with every connection open and idle: wait until its RSS settles (it
+    // may still be accepting), at most 3 s.
+    long rss_idle = 0;
+    if (options.server_pid) {
+        sleep_seconds(0.3);
+        rss_idle = process_rss_kib(options.server_pid);
+        for (int stable = 0, tries = 0; stable < 2 && tries < 27; ++tries) {
+            sleep_seconds(0.1);
+            long now = process_rss_kib(options.server_pid);
+            stable = now == rss_idle ? stable + 1 : 0;
+            rss_idle = now;
+        }
+    }
+
+    phase.store(warming, std::memory_order_release);
+    sleep_seconds(options.warmup);
+
+    // The measured window.
+    std::uint64_t messages0 = sum(&WorkerCounters::messages);
+    std::uint64_t bytes0 = sum(&WorkerCounters::bytes);
+    double server0 = options.server_pid ? process_cpu_seconds(options.server_pid) : 0;
+    double client0 = self_cpu_seconds();
+    auto start = bench_clock::now();
+    if (options.signal_server)
+        ::kill(static_cast<pid_t>(options.server_pid), SIGUSR1);
+    phase.store(measuring, std::memory_order_relaxed);
+    sleep_seconds(options.duration);
+    phase.store(draining, std::memory_order_relaxed);
+    if (options.signal_server)
+        ::kill(static_cast<pid_t>(options.server_pid), SIGUSR2);
+    double elapsed = std::chrono::duration<double>(bench_clock::now() - start).count();
+    std::uint64_t messages = sum(&WorkerCounters::messages) - messages0;
+    std::uint64_t bytes = sum(&WorkerCounters::bytes) - bytes0;
+    double server_cpu = options.server_pid ? process_cpu_seconds(options.server_pid) - server0 : 0;
+    double client_cpu = self_cpu_seconds() - client0;
+
+    // Let the messages in flight finish (they are verified too), at most 5 s: a worker leaves
+    // its loop once none of its connections waits for an echo.
+    auto drain_deadline = bench_clock::now() + std::chrono::seconds(5);
+    while (workers_done.load() < threads && bench_clock::now() < drain_deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    bool drained = workers_done.load() == threads;
+    long rss_after = options.server_pid ? process_rss_kib(options.server_pid) : 0;
+    phase.store(stopped, std::memory_order_release);
+    for (auto& t : running)
+        t.join();
+    for (auto& w : workers)
+        w->close_all();
+
+    Histogram latencies;
+    for (auto& w : workers)
+        latencies.merge(w->latencies);
+    std::uint64_t errors = sum(&WorkerCounters::errors);
+    std::uint64_t mismatches = sum(&WorkerCounters::mismatches);
+    if (!drained)
+        ++errors; // an echo never came back
+
+    double rate = static_cast<double>(messages) / elapsed;
+    double megabytes = static_cast<double>(bytes) / elapsed / 1e6;
+    double p50 = latencies.quantile(0.50) / 1e3, p99 = latencies.quantile(0.99) / 1e3,
+           p999 = latencies.quantile(0.999) / 1e3;
+    double client_percent = 100 * client_cpu / elapsed;
+
+    if (!options.quiet) {
+        std::printf("echo_load: %s:%u, %" PRIu64 "/%zu connections (%.2f s to connect), %zu-byte "
+                    "messages, %zu thread(s), %.2f s measured after %.2f s warm-up\n",
+                    options.host.c_str(), options.port, connected, options.connections,
+                    connect_seconds, options.size, threads, elapsed, options.warmup);
+        std::printf("  %.0f msgs/s, %.2f MB/s (each way)\n", rate, megabytes);
+        std::printf("  latency p50 %.1f us, p99 %.1f us, p99.9 %.1f us\n", p50, p99, p999);
+        std::printf("  errors %" PRIu64 ", mismatches %" PRIu64 "\n", errors, mismatches);
+        std::printf("  client CPU %.1f%%\n", client_percent);
+        if (options.server_pid) {
+            std::printf("  server CPU %.1f%%, %.3f us/message\n", 100 * server_cpu / elapsed,
+                        messages ? 1e6 * server_cpu / static_cast<double>(messages) : 0.0);
+            std::printf("  server RSS %ld KiB before connecting, %ld KiB idle with the "
+                        "connections, %ld KiB after the run\n",
+                        rss_before, rss_idle, rss_after);
+        }
+    }
+    std::printf("RESULT conns=%zu connected=%" PRIu64 " size=%zu threads=%zu seconds=%.3f "
+                "msgs=%" PRIu64 " msgs_per_s=%.1f mb_per_s=%.3f p50_us=%.2f p99_us=%.2f "
+                "p999_us=%.2f errors=%" PRIu64 " mismatches=%" PRIu64 " client_cpu_pct=%.1f",
+                options.connections, connected, options.size, threads, elapsed, messages, rate,
+                megabytes, p50, p99, p999, errors, mismatches, client_percent);
+    if (options.server_pid)
+        std::printf(" server_cpu_pct=%.1f server_us_per_msg=%.4f rss_before_kib=%ld "
+                    "rss_idle_kib=%ld rss_after_kib=%ld",
+                    100 * server_cpu / elapsed,
+                    messages ? 1e6 * server_cpu / static_cast<double>(messages) : 0.0, rss_before,
+                    rss_idle, rss_after);
+    std::printf("\n");
+    return errors == 0 && mismatches == 0 ? 0 : 1;
+}

@@ -1,0 +1,196 @@
+// ringlet_echo: ringlet's server in the echo benchmark (issue 6). Single-threaded, one task per
+// connection over the public TcpListener/TcpStream API: recv into the connection's buffer, then
+// send_all of what arrived, until the peer closes.
+// Allocation count: global operator new is replaced by a counting one. SIGUSR1 marks the start
+// of a measured window, SIGUSR2 its end and prints `ALLOCS window allocations=N recvs=M ...` on
+// stdout (echo_load --signal-server sends both); SIGINT/SIGTERM print the totals and exit.
+// Usage: ringlet_echo PORT [--buffer BYTES]   (listens on 127.0.0.1:PORT; default 16384)
+#include <charconv>
+#include <csignal>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <ringlet/ringlet.hpp>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace {
+
+// Plain counters: the server is single-threaded (the loop's thread allocates; nothing else runs).
+std::uint64_t allocations = 0;
+std::uint64_t recvs = 0;
+
+void* counted_allocate(std::size_t size) {
+    ++allocations;
+    if (void* p = std::malloc(size == 0 ? 1 : size))
+        return p;
+    throw std::bad_alloc();
+}
+
+void* counted_allocate_aligned(std::size_t size, std::align_val_t align) {
+    ++allocations;
+    auto alignment = static_cast<std::size_t>(align);
+    std::size_t rounded = (size + alignment - 1) / alignment * alignment;
+    if (void* p = std::aligned_alloc(alignment, rounded == 0 ? alignment : rounded))
+        return p;
+    throw std::bad_alloc();
+}
+
+} // namespace
+
+void* operator new(std::size_t size) {
+    return counted_allocate(size);
+}
+void* operator new[](std::size_t size) {
+    return counted_allocate(size);
+}
+void* operator new(std::size_t size, std::align_val_t align) {
+    return counted_allocate_aligned(size, align);
+}
+void* operator new[](std::size_t size, std::align_val_t align) {
+    return counted_allocate_aligned(size, align);
+}
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+    ++allocations;
+    return std::malloc(size == 0 ? 1 : size);
+}
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
+    ++allocations;
+    return std::malloc(size == 0 ? 1 : size);
+}
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::align_val_t) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+    std::free(p);
+}
+
+namespace {
+
+std::size_t buffer_size = 16384;
+
+/// One connection: echoes whatever arrives until the peer closes its end.
+ringlet::Task<> echo(ringlet::TcpStream stream) {
+    auto buffer = std::make_unique_for_overwrite<std::byte[]>(buffer_size);
+    try {
+        for (;;) {
+            std::size_t n = co_await stream.recv(std::span(buffer.get(), buffer_size));
+            ++recvs;
+            if (n == 0)
+                break;
+            co_await stream.send_all(std::span<const std::byte>(buffer.get(), n));
+        }
+    } catch (const std::system_error&) {
+        // The peer reset the connection: nothing to report in a benchmark server.
+    }
+}
+
+ringlet::Task<> accept_forever(ringlet::TcpListener& listener) {
+    for (;;) {
+        ringlet::TcpStream stream = co_await listener.accept();
+        ringlet::spawn(echo(std::move(stream)));
+    }
+}
+
+void print_loop_stats(const char* what, const ringlet::LoopStats& s0, const ringlet::LoopStats& s1,
+                      std::uint64_t allocs, std::uint64_t received) {
+    std::printf("ALLOCS %s allocations=%llu recvs=%llu loop_iterations=%llu completions=%llu "
+                "allocs_per_recv=%.6f\n",
+                what, static_cast<unsigned long long>(allocs),
+                static_cast<unsigned long long>(received),
+                static_cast<unsigned long long>(s1.iterations - s0.iterations),
+                static_cast<unsigned long long>(s1.completions - s0.completions),
+                received ? static_cast<double>(allocs) / static_cast<double>(received) : 0.0);
+    std::fflush(stdout);
+}
+
+/// SIGUSR1 starts a window, SIGUSR2 reports it, SIGINT/SIGTERM report the totals and end.
+ringlet::Task<> watch_signals() {
+    ringlet::EventLoop& loop = ringlet::EventLoop::current();
+    std::vector<int> signals{SIGUSR1, SIGUSR2, SIGINT, SIGTERM};
+    std::uint64_t allocations0 = 0, recvs0 = 0;
+    ringlet::LoopStats stats0 = loop.stats();
+    for (;;) {
+        int signal = co_await ringlet::wait_signal(signals);
+        // Read the counters first: re-arming wait_signal allocates, and must not be counted.
+        std::uint64_t allocs = allocations, received = recvs;
+        ringlet::LoopStats stats = loop.stats();
+        if (signal == SIGUSR1) {
+            allocations0 = allocs;
+            recvs0 = received;
+            stats0 = stats;
+        } else if (signal == SIGUSR2) {
+            print_loop_stats("window", stats0, stats, allocs - allocations0, received - recvs0);
+        } else {
+            print_loop_stats("total", ringlet::LoopStats{}, stats, allocs, received);
+            std::_Exit(0);
+        }
+    }
+}
+
+ringlet::Task<> serve(std::uint16_t port) {
+    ringlet::ListenOptions options;
+    options.backlog = 4096;
+    ringlet::TcpListener listener =
+        ringlet::TcpListener::bind(ringlet::Address::ipv4("127.0.0.1", port), options);
+    std::printf("ringlet_echo listening on %u\n", static_cast<unsigned>(port));
+    std::fflush(stdout);
+    ringlet::JoinHandle<> watcher = ringlet::spawn(watch_signals());
+    co_await accept_forever(listener);
+}
+
+template <class Int>
+bool parse_number(std::string_view text, Int& out) {
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return error == std::errc() && end == text.data() + text.size() && !text.empty();
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::uint16_t port = 0;
+    bool ok = argc >= 2 && parse_number(argv[1], port) && port != 0;
+    if (ok && argc == 4 && std::string_view(argv[2]) == "--buffer")
+        ok = parse_number(argv[3], buffer_size) && buffer_size > 0;
+    else if (argc != 2)
+        ok = false;
+    if (!ok) {
+        std::fprintf(stderr, "usage: ringlet_echo PORT [--buffer BYTES]\n");
+        return 2;
+    }
+    // Block the signals before the loop starts so none arrives before wait_signal() is armed.
+    sigset_t watched;
+    sigemptyset(&watched);
+    for (int s : {SIGUSR1, SIGUSR2, SIGINT, SIGTERM})
+        sigaddset(&watched, s);
+    pthread_sigmask(SIG_BLOCK, &watched, nullptr);
+    try {
+        ringlet::run(serve(port));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "ringlet_echo: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
