@@ -2,13 +2,13 @@
 // Three tasks sleep for 2 s, 1 s and 0 s. Each sleep hands the thread to the next ready task,
 // so the whole run takes about 2 s (the longest sleep), not 3 s (their sum).
 // Usage: spawn_joinall [--scale FACTOR]   (--scale 0.01 makes every sleep 100 times shorter)
+#include "scale_arg.hpp"
+
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <fmt/core.h>
+#include <optional>
 #include <ringlet/ringlet.hpp>
-#include <string>
-#include <string_view>
 #include <vector>
 
 namespace {
@@ -53,34 +53,16 @@ ringlet::Task<> joinall() {
                elapsed.count(), 2 * scale, 3 * scale);
 }
 
-/// Reads --scale FACTOR (or --scale=FACTOR); returns false on a bad command line.
-bool parse_args(int argc, char** argv) {
-    for (int i = 1; i < argc; ++i) {
-        std::string_view arg = argv[i];
-        std::string_view value;
-        if (arg == "--scale" && i + 1 < argc)
-            value = argv[++i];
-        else if (arg.starts_with("--scale="))
-            value = arg.substr(8);
-        else
-            return false;
-        char* end = nullptr;
-        std::string text(value);
-        scale = std::strtod(text.c_str(), &end);
-        if (text.empty() || *end != '\0' || !(scale >= 0))
-            return false;
-    }
-    return true;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
-    if (!parse_args(argc, argv)) {
+    std::optional<double> factor = samples::parse_scale(argc, argv);
+    if (!factor) {
         fmt::print(stderr, "usage: {} [--scale FACTOR]   (FACTOR >= 0 multiplies every sleep)\n",
                    argv[0]);
         return 2;
     }
+    scale = *factor;
     ringlet::run(joinall());
     return 0;
 }

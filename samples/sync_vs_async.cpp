@@ -3,12 +3,12 @@
 // take 9 x 0.5 s; spawned together, ten tasks take about 0.5 s and finish in spawn order
 // (equal deadlines fire in the order they were scheduled).
 // Usage: sync_vs_async [--scale FACTOR]   (--scale 0.01 makes every sleep 100 times shorter)
+#include "scale_arg.hpp"
+
 #include <chrono>
-#include <cstdlib>
 #include <fmt/core.h>
+#include <optional>
 #include <ringlet/ringlet.hpp>
-#include <string>
-#include <string_view>
 #include <vector>
 
 namespace {
@@ -57,33 +57,16 @@ ringlet::Task<> demo() {
                task_seconds * scale);
 }
 
-/// Reads --scale FACTOR (or --scale=FACTOR); returns false on a bad command line.
-bool parse_args(int argc, char** argv) {
-    for (int i = 1; i < argc; ++i) {
-        std::string_view arg = argv[i];
-        std::string text;
-        if (arg == "--scale" && i + 1 < argc)
-            text = argv[++i];
-        else if (arg.starts_with("--scale="))
-            text = arg.substr(8);
-        else
-            return false;
-        char* end = nullptr;
-        scale = std::strtod(text.c_str(), &end);
-        if (text.empty() || *end != '\0' || !(scale >= 0))
-            return false;
-    }
-    return true;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
-    if (!parse_args(argc, argv)) {
+    std::optional<double> factor = samples::parse_scale(argc, argv);
+    if (!factor) {
         fmt::print(stderr, "usage: {} [--scale FACTOR]   (FACTOR >= 0 multiplies every sleep)\n",
                    argv[0]);
         return 2;
     }
+    scale = *factor;
     ringlet::run(demo());
     return 0;
 }
