@@ -11,6 +11,7 @@
 #include "ringlet/event_loop.hpp"
 
 #include "ring.hpp"
+#include "ringlet/detail/buffer_pool.hpp"
 #include "ringlet/detail/callback.hpp"
 #include "ringlet/detail/remote_inbox.hpp"
 #include "ringlet/thread.hpp"
@@ -538,6 +539,10 @@ LoopStats EventLoop::stats() const noexcept {
     s.live_tasks = tasks_.unfinished();
     std::size_t armed = static_cast<detail::InboxReader&>(*inbox_reader_).armed() ? 1 : 0;
     s.io_in_flight = io_->in_flight() - armed;
+    if (const detail::BufferPool* pool = io_->recv_pool_if_created()) {
+        s.recv_buffers = pool->ring_buffers();
+        s.recv_buffers_lent = pool->lent();
+    }
     return s;
 }
 

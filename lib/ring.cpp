@@ -118,7 +118,9 @@ bool msg_ring_supported() noexcept {
     return supported;
 }
 
-Ring::Ring(const LoopOptions& options, ReadyQueue& ready) : ready_(ready) {
+Ring::Ring(const LoopOptions& options, ReadyQueue& ready)
+    : ready_(ready), recv_buffer_size_(options.recv_buffer_size),
+      recv_buffer_count_(options.recv_buffer_count), multishot_recv_(options.multishot_recv) {
     unsigned entries = options.ring_entries;
     RingSetup setup = effective_setup(options.ring_setup);
     CrossLoopWake wake = effective_wake(options.cross_loop_wake);
@@ -126,6 +128,7 @@ Ring::Ring(const LoopOptions& options, ReadyQueue& ready) : ready_(ready) {
         throw_setup_error(fault, entries);
     if (entries == 0 || entries > 32768)
         throw_setup_error(EINVAL, entries);
+    BufferPool::check_options(recv_buffer_size_, recv_buffer_count_);
 
     struct Attempt {
         unsigned flags;
@@ -171,6 +174,10 @@ Ring::Ring(const LoopOptions& options, ReadyQueue& ready) : ready_(ready) {
 }
 
 Ring::~Ring() {
+    if (recv_pool_ != nullptr) {
+        recv_pool_->detach(); // RecvBuffers still lent keep the memory, not the ring
+        recv_pool_->release();
+    }
     io_uring_queue_exit(&ring_);
 }
 
@@ -242,6 +249,22 @@ void Ring::accept_multishot(IoOp& op, int fd, int flags) {
     io_uring_sqe* sqe = next_sqe();
     io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, flags);
     attach(sqe, op);
+}
+
+void Ring::recv_multishot(IoOp& op, int fd) {
+    assert(op.sink != nullptr && recv_pool_ != nullptr && recv_pool_->has_ring());
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BufferPool::group;
+    attach(sqe, op);
+}
+
+BufferPool& Ring::recv_pool() {
+    if (recv_pool_ == nullptr)
+        recv_pool_ = BufferPool::create(multishot_recv_ ? &ring_ : nullptr, recv_buffer_size_,
+                                        recv_buffer_count_);
+    return *recv_pool_;
 }
 
 void Ring::connect(IoOp& op, int fd, const sockaddr* address, socklen_t length) {

@@ -4,6 +4,7 @@
 // (SINGLE_ISSUER binds the ring to the thread that created it).
 #pragma once
 
+#include "ringlet/detail/buffer_pool.hpp"
 #include "ringlet/detail/io_backend.hpp"
 #include "ringlet/detail/ready_queue.hpp"
 #include "ringlet/event_loop.hpp"
@@ -32,6 +33,9 @@ class Ring final : public IoBackend {
     void sendmsg(IoOp& op, int fd, const msghdr* message, int flags) override;
     void accept(IoOp& op, int fd, sockaddr* address, socklen_t* length, int flags) override;
     void accept_multishot(IoOp& op, int fd, int flags) override;
+    void recv_multishot(IoOp& op, int fd) override;
+    BufferPool& recv_pool() override;
+    const BufferPool* recv_pool_if_created() const noexcept override { return recv_pool_; }
     void connect(IoOp& op, int fd, const sockaddr* address, socklen_t length) override;
     void openat(IoOp& op, int dirfd, const char* path, int flags, mode_t mode) override;
     void fsync(IoOp& op, int fd, bool data_only) override;
@@ -61,6 +65,10 @@ class Ring final : public IoBackend {
     bool defer_taskrun_ = false;
     bool wake_messages_ = false; // sends and receives IORING_OP_MSG_RING wake-ups
     CompletionSink* wake_sink_ = nullptr;
+    BufferPool* recv_pool_ = nullptr; // created by the first recv_pool()
+    std::uint32_t recv_buffer_size_;
+    std::uint32_t recv_buffer_count_;
+    bool multishot_recv_;
     const char* description_ = "io_uring";
 };
 

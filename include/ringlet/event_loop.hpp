@@ -57,6 +57,15 @@ struct LoopOptions {
     /// Listeners accept through one multishot request (Linux 5.19+; older kernels fall back by
     /// themselves); false makes every accept a single-shot request.
     bool multishot_accept = true;
+    /// recv_buffer() receives through one multishot request per stream into the loop's pool of
+    /// provided buffers (Linux 6.0+; older kernels fall back by themselves); false makes each
+    /// receive a single-shot request into a user-space buffer of the same pool.
+    bool multishot_recv = true;
+    /// The size of each buffer of that pool: one receive fills at most one buffer.
+    std::uint32_t recv_buffer_size = 16384;
+    /// The most buffers the pool hands the kernel (a power of two up to 32768), added 64 at a
+    /// time as receives run out; a receive that finds none falls back to a single-shot request.
+    std::uint32_t recv_buffer_count = 4096;
     /// Applies to this loop as the sender and as the target of a cross-loop wake-up; MSG_RING is
     /// used only when both allow it. With automatic, the environment RINGLET_CROSS_LOOP_WAKE
     /// (automatic, msg_ring or eventfd) decides.
@@ -74,6 +83,8 @@ struct LoopStats {
     std::size_t timer_heap_size = 0; ///< heap entries, including lazily kept cancelled ones
     std::size_t live_tasks = 0;      ///< spawned and not finished
     std::size_t io_in_flight = 0;
+    std::size_t recv_buffers = 0;           ///< receive-pool buffers handed to the kernel so far
+    std::size_t recv_buffers_lent = 0;      ///< receive-pool buffers holding bytes not yet released
     std::uint64_t wakeups_by_eventfd = 0;   ///< call_soon_threadsafe wake-ups through the eventfd
     std::uint64_t wakeups_by_msg_ring = 0;  ///< wake-up messages received from other loops' rings
     std::uint64_t wake_messages_sent = 0;   ///< IORING_OP_MSG_RING wake-ups sent to other loops

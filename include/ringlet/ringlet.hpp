@@ -12,6 +12,7 @@
 #include "ringlet/handle.hpp"
 #include "ringlet/multi_loop.hpp"
 #include "ringlet/net/address.hpp"
+#include "ringlet/net/recv_buffer.hpp"
 #include "ringlet/net/stream.hpp"
 #include "ringlet/net/tcp.hpp"
 #include "ringlet/net/udp.hpp"

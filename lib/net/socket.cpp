@@ -80,6 +80,18 @@ void SocketFd::close() noexcept {
     ::close(fd);
 }
 
+RecvBufferAwaiter StreamSocket::recv_buffer() {
+    if (channel_.get() == nullptr && fd_.is_open())
+        channel_.adopt(RecvChannel::open(EventLoop::current(), fd_.get()));
+    return RecvBufferAwaiter(channel_.get(), peer_);
+}
+
+void StreamSocket::throw_mixed_reads() const {
+    throw std::logic_error("recv() on the stream to " + peer_.to_string() +
+                           " after recv_buffer(): a stream reads one way only, or bytes queued "
+                           "for recv_buffer() would be skipped");
+}
+
 Task<> StreamSocket::send_all(std::span<const std::byte> data) {
     while (!data.empty()) {
         std::size_t sent = co_await send(data);

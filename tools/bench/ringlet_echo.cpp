@@ -1,17 +1,18 @@
 // ringlet_echo: ringlet's server in the echo benchmark (issue 6). Single-threaded, one task per
-// connection over the public TcpListener/TcpStream API: recv into the connection's buffer, then
-// send_all of what arrived, until the peer closes.
+// connection over the public TcpListener/TcpStream API: recv_buffer() (a multishot recv into
+// the loop's provided-buffer pool, so an idle connection parks no buffer), then send_all of
+// what arrived, until the peer closes.
 // Allocation count: global operator new is replaced by a counting one. SIGUSR1 marks the start
 // of a measured window, SIGUSR2 its end and prints `ALLOCS window allocations=N recvs=M ...` on
 // stdout (echo_load --signal-server sends both); SIGINT/SIGTERM print the totals and exit.
-// Usage: ringlet_echo PORT [--buffer BYTES]   (listens on 127.0.0.1:PORT; default 16384)
+// Usage: ringlet_echo PORT [--buffer BYTES]   (listens on 127.0.0.1:PORT; BYTES is the size of
+// the pool's buffers, default 16384)
 #include <charconv>
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <memory>
 #include <new>
 #include <ringlet/ringlet.hpp>
 #include <string_view>
@@ -93,14 +94,13 @@ std::size_t buffer_size = 16384;
 
 /// One connection: echoes whatever arrives until the peer closes its end.
 ringlet::Task<> echo(ringlet::TcpStream stream) {
-    auto buffer = std::make_unique_for_overwrite<std::byte[]>(buffer_size);
     try {
         for (;;) {
-            std::size_t n = co_await stream.recv(std::span(buffer.get(), buffer_size));
+            ringlet::RecvBuffer data = co_await stream.recv_buffer();
             ++recvs;
-            if (n == 0)
+            if (data.empty())
                 break;
-            co_await stream.send_all(std::span<const std::byte>(buffer.get(), n));
+            co_await stream.send_all(data.bytes());
         }
     } catch (const std::system_error&) {
         // The peer reset the connection: nothing to report in a benchmark server.
@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
     std::uint16_t port = 0;
     bool ok = argc >= 2 && parse_number(argv[1], port) && port != 0;
     if (ok && argc == 4 && std::string_view(argv[2]) == "--buffer")
-        ok = parse_number(argv[3], buffer_size) && buffer_size > 0;
+        ok = parse_number(argv[3], buffer_size) && buffer_size > 0 && buffer_size <= (1u << 30);
     else if (argc != 2)
         ok = false;
     if (!ok) {
@@ -187,7 +187,9 @@ int main(int argc, char** argv) {
         sigaddset(&watched, s);
     pthread_sigmask(SIG_BLOCK, &watched, nullptr);
     try {
-        ringlet::run(serve(port));
+        ringlet::LoopOptions options;
+        options.recv_buffer_size = static_cast<std::uint32_t>(buffer_size);
+        ringlet::run(serve(port), options);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "ringlet_echo: %s\n", e.what());
         return 1;

@@ -17,6 +17,8 @@
 
 namespace ringlet::detail {
 
+class BufferPool;
+
 /// Receives every completion of a multishot operation (accept, recv). Like the ready queue
 /// push it replaces, it must only record the result and enqueue: never resume anything.
 class CompletionSink {
@@ -55,6 +57,15 @@ class IoBackend {
     /// One request, one completion per accepted connection (CQE_F_MORE while it stays armed).
     /// Needs op.sink. Kernels before 5.19 complete it at once with -EINVAL.
     virtual void accept_multishot(IoOp& op, int fd, int flags) = 0;
+    /// One request, one completion per receive into a buffer of recv_pool() (the buffer id in
+    /// flags >> IORING_CQE_BUFFER_SHIFT), CQE_F_MORE while it stays armed. Needs op.sink and
+    /// recv_pool().has_ring(). Kernels before 6.0 complete it at once with -EINVAL.
+    virtual void recv_multishot(IoOp& op, int fd) = 0;
+    /// The loop's receive buffers (created on first use).
+    /// Throws: std::invalid_argument for bad LoopOptions::recv_buffer_size/count.
+    virtual BufferPool& recv_pool() = 0;
+    /// recv_pool() if it was created, else nullptr.
+    virtual const BufferPool* recv_pool_if_created() const noexcept = 0;
     virtual void connect(IoOp& op, int fd, const sockaddr* address, socklen_t length) = 0;
     virtual void openat(IoOp& op, int dirfd, const char* path, int flags, mode_t mode) = 0;
     virtual void fsync(IoOp& op, int fd, bool data_only) = 0;

@@ -4,6 +4,7 @@
 // operations is in flight; close() it instead (the operations complete with operation_canceled).
 #pragma once
 
+#include "ringlet/detail/recv_channel.hpp"
 #include "ringlet/detail/socket.hpp"
 #include "ringlet/net/address.hpp"
 #include "ringlet/task.hpp"
@@ -31,9 +32,23 @@ class StreamSocket {
     /// the kernel's completion.
     /// Cancellation: CancelledError once the kernel confirmed; bytes received before the
     /// cancellation took effect are returned instead (the cancel stays pending).
-    [[nodiscard]] SocketRecv recv(std::span<std::byte> buffer) noexcept {
+    /// Throws: std::logic_error if the stream already reads through recv_buffer() (whose
+    /// queued bytes would be skipped).
+    [[nodiscard]] SocketRecv recv(std::span<std::byte> buffer) {
+        if (channel_.get() != nullptr)
+            throw_mixed_reads();
         return SocketRecv(fd_, peer_, buffer);
     }
+    /// Receives into a buffer lent by the loop's pool: `RecvBuffer data = co_await
+    /// stream.recv_buffer();`, empty at end of stream. A stream waiting here parks no buffer of
+    /// its own, and a steady stream costs no request per message (one multishot recv stays
+    /// armed). Once used, the stream reads only this way (recv() throws std::logic_error).
+    /// Throws: std::system_error "recv from <peer>: ..." (operation_canceled if the stream is
+    /// closed meanwhile, EBADF if it was closed before); std::logic_error if another task is
+    /// already waiting in recv_buffer() on this stream.
+    /// Cancellation: CancelledError at once; bytes that arrive later stay queued for the next
+    /// recv_buffer() (none is lost).
+    [[nodiscard]] RecvBufferAwaiter recv_buffer();
     /// Sends some of `data` and yields how many bytes went (possibly fewer; see send_all()).
     /// Throws: std::system_error "send to <peer>: ..." (EPIPE/ECONNRESET after the peer left).
     /// Lifetime: `data` must stay valid until the operation completes; cancellation waits for
@@ -66,7 +81,10 @@ class StreamSocket {
     /// Closes the stream; operations in flight are cancelled first and complete with
     /// std::system_error(operation_canceled) (CancelledError if their own task was cancelled).
     /// Idempotent; the destructor calls it.
-    void close() noexcept { fd_.close(); }
+    void close() noexcept {
+        channel_.reset();
+        fd_.close();
+    }
     /// False once closed, moved from, or default-constructed.
     bool is_open() const noexcept { return fd_.is_open(); }
 
@@ -83,6 +101,10 @@ class StreamSocket {
 
     SocketFd fd_;
     Address peer_;
+    RecvChannelRef channel_; // created by the first recv_buffer(); destroyed (closed) first
+
+  private:
+    [[noreturn]] void throw_mixed_reads() const;
 };
 
 } // namespace ringlet::detail

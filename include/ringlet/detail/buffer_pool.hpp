@@ -1,0 +1,83 @@
+// BufferPool: the loop's receive buffers, handed to the kernel through a provided-buffer ring
+// (io_uring_register_buf_ring, Linux 5.19+) so that a stream waiting for data parks no buffer
+// of its own: the kernel picks one only when bytes arrive. Buffers live in chunks allocated on
+// demand; the pool hands the kernel another chunk when a receive finds none (-ENOBUFS), up to
+// LoopOptions::recv_buffer_count. "Spares" are buffers of the same size kept in user space for
+// single-shot receives (kernels without the ring, or the ring exhausted).
+// Reference counted: the loop's backend, each RecvChannel and each RecvBuffer hold one, so a
+// RecvBuffer may outlive its loop (the pool is then detached from the ring and only frees).
+// Loop thread only. Design notes in lib/buffer_pool.cpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+struct io_uring;
+struct io_uring_buf_ring;
+
+namespace ringlet::detail {
+
+class BufferPool {
+  public:
+    /// The buffer group id of the ring's buffers in SQEs (IOSQE_BUFFER_SELECT).
+    static constexpr std::uint16_t group = 0;
+
+    /// A pool of `buffer_size`-byte buffers; with `ring` non-null, registers a buffer ring of
+    /// `max_buffers` entries (a power of two, at most 32768) on it, and falls back to spares
+    /// only if the kernel refuses. Returns it with one reference.
+    /// Throws: std::invalid_argument naming a bad size or count.
+    static BufferPool* create(io_uring* ring, std::uint32_t buffer_size, std::uint32_t max_buffers);
+
+    /// Throws std::invalid_argument naming a bad LoopOptions::recv_buffer_size or
+    /// recv_buffer_count (the loop checks them at construction).
+    static void check_options(std::uint32_t buffer_size, std::uint32_t max_buffers);
+
+    void add_ref() noexcept { ++refs_; }
+    void release() noexcept;
+
+    /// The kernel picks buffers from this pool (multishot receives can use it).
+    bool has_ring() const noexcept { return buffer_ring_ != nullptr; }
+    /// After -ENOBUFS: hands the kernel another chunk. False if the pool is at its maximum.
+    bool grow() noexcept;
+    /// The ring is going away (loop close): unregisters; buffers still lent stay readable.
+    void detach() noexcept;
+
+    std::uint32_t buffer_size() const noexcept { return buffer_size_; }
+    std::byte* data(std::uint32_t id) const noexcept;
+    /// A user-space buffer for one single-shot receive (allocated when none is free).
+    /// Throws: std::bad_alloc.
+    std::uint32_t take_spare();
+    /// A receive completed into ring buffer `id`: it is lent until recycled.
+    void filled(std::uint32_t /*id*/) noexcept { ++lent_; }
+    /// Gives buffer `id` back: to the kernel's ring, or to the spares.
+    void recycle(std::uint32_t id) noexcept;
+
+    /// Buffers handed to the kernel so far (grows by chunks), for stats and tests.
+    std::uint32_t ring_buffers() const noexcept { return ring_buffers_; }
+    /// Buffers currently lent out (filled and not yet recycled, or spares taken).
+    std::uint32_t lent() const noexcept { return lent_; }
+
+  private:
+    static constexpr std::uint32_t chunk_buffers = 64;
+    static constexpr std::uint32_t spare_flag = 1u << 31;
+
+    BufferPool(std::uint32_t buffer_size, std::uint32_t max_buffers) noexcept
+        : buffer_size_(buffer_size), max_buffers_(max_buffers) {}
+    ~BufferPool();
+    void register_ring(io_uring* ring) noexcept;
+    void give_to_kernel(std::uint32_t id) noexcept;
+
+    io_uring* ring_ = nullptr;
+    io_uring_buf_ring* buffer_ring_ = nullptr;
+    std::vector<std::byte*> chunks_; // ring buffers, chunk_buffers each
+    std::vector<std::byte*> spares_; // spare buffers by index
+    std::vector<std::uint32_t> free_spares_;
+    std::uint32_t buffer_size_;
+    std::uint32_t max_buffers_;
+    std::uint32_t ring_buffers_ = 0;
+    std::uint32_t lent_ = 0;
+    std::uint32_t refs_ = 1;
+};
+
+} // namespace ringlet::detail

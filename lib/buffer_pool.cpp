@@ -1,0 +1,157 @@
+// BufferPool design: buffer ids below spare_flag are ring buffers, id i living in chunk
+// i / chunk_buffers; the kernel names them in CQEs (flags >> IORING_CQE_BUFFER_SHIFT). Ids with
+// spare_flag set are user-space spares. Chunks are allocated on demand and never shrink: their
+// pages are touched only where the kernel writes, so an idle loop costs the ring's entries
+// plus the first chunk's address space.
+// The ring's entries are registered once (max_buffers of them) and filled chunk by chunk: the
+// kernel never sees more buffers than entries, so io_uring_buf_ring_add cannot overwrite one
+// it has not consumed.
+#include "ringlet/detail/buffer_pool.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <liburing.h>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <sys/mman.h>
+
+namespace ringlet::detail {
+
+namespace {
+
+std::byte* allocate_pages(std::size_t bytes) {
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        throw std::bad_alloc();
+    return static_cast<std::byte*>(p);
+}
+
+} // namespace
+
+void BufferPool::check_options(std::uint32_t buffer_size, std::uint32_t max_buffers) {
+    if (buffer_size == 0 || buffer_size > (1u << 30))
+        throw std::invalid_argument("LoopOptions::recv_buffer_size " + std::to_string(buffer_size) +
+                                    ": expected 1 to 2^30 bytes");
+    if (max_buffers == 0 || max_buffers > 32768 || (max_buffers & (max_buffers - 1)) != 0)
+        throw std::invalid_argument("LoopOptions::recv_buffer_count " +
+                                    std::to_string(max_buffers) +
+                                    ": expected a power of two from 1 to 32768");
+}
+
+BufferPool* BufferPool::create(io_uring* ring, std::uint32_t buffer_size,
+                               std::uint32_t max_buffers) {
+    check_options(buffer_size, max_buffers);
+    auto* pool = new BufferPool(buffer_size, max_buffers);
+    if (ring != nullptr)
+        pool->register_ring(ring);
+    return pool;
+}
+
+void BufferPool::register_ring(io_uring* ring) noexcept {
+    const std::size_t bytes = max_buffers_ * sizeof(io_uring_buf);
+    void* memory =
+        ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED)
+        return; // spares only
+    auto* buffer_ring = static_cast<io_uring_buf_ring*>(memory);
+    io_uring_buf_ring_init(buffer_ring);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uint64_t>(buffer_ring);
+    reg.ring_entries = max_buffers_;
+    reg.bgid = group;
+    if (io_uring_register_buf_ring(ring, &reg, 0) != 0) {
+        ::munmap(memory, bytes); // kernel before 5.19: single-shot receives into spares
+        return;
+    }
+    ring_ = ring;
+    buffer_ring_ = buffer_ring;
+    if (!grow())
+        detach();
+}
+
+BufferPool::~BufferPool() {
+    detach();
+    const std::size_t chunk_bytes = std::size_t{chunk_buffers} * buffer_size_;
+    for (std::byte* chunk : chunks_)
+        ::munmap(chunk, chunk_bytes);
+    for (std::byte* spare : spares_)
+        std::free(spare);
+}
+
+void BufferPool::release() noexcept {
+    if (--refs_ == 0)
+        delete this;
+}
+
+void BufferPool::detach() noexcept {
+    if (buffer_ring_ == nullptr)
+        return;
+    io_uring_unregister_buf_ring(ring_, group);
+    ::munmap(buffer_ring_, max_buffers_ * sizeof(io_uring_buf));
+    buffer_ring_ = nullptr;
+    ring_ = nullptr;
+}
+
+bool BufferPool::grow() noexcept {
+    if (buffer_ring_ == nullptr || ring_buffers_ >= max_buffers_)
+        return false;
+    const std::uint32_t count = std::min(chunk_buffers, max_buffers_ - ring_buffers_);
+    try {
+        chunks_.reserve(chunks_.size() + 1);
+        chunks_.push_back(allocate_pages(std::size_t{chunk_buffers} * buffer_size_));
+    } catch (const std::bad_alloc&) {
+        return false;
+    }
+    const std::uint32_t first = ring_buffers_;
+    ring_buffers_ += count;
+    for (std::uint32_t id = first; id < first + count; ++id)
+        io_uring_buf_ring_add(buffer_ring_, data(id), buffer_size_, static_cast<unsigned short>(id),
+                              io_uring_buf_ring_mask(max_buffers_), static_cast<int>(id - first));
+    io_uring_buf_ring_advance(buffer_ring_, static_cast<int>(count));
+    return true;
+}
+
+std::byte* BufferPool::data(std::uint32_t id) const noexcept {
+    if (id & spare_flag)
+        return spares_[id & ~spare_flag];
+    return chunks_[id / chunk_buffers] + std::size_t{id % chunk_buffers} * buffer_size_;
+}
+
+std::uint32_t BufferPool::take_spare() {
+    std::uint32_t id;
+    if (!free_spares_.empty()) {
+        id = free_spares_.back();
+        free_spares_.pop_back();
+    } else {
+        free_spares_.reserve(spares_.size() + 1); // recycle() must not allocate
+        void* p = std::malloc(buffer_size_);
+        if (p == nullptr)
+            throw std::bad_alloc();
+        id = static_cast<std::uint32_t>(spares_.size()) | spare_flag;
+        try {
+            spares_.push_back(static_cast<std::byte*>(p));
+        } catch (...) {
+            std::free(p);
+            throw;
+        }
+    }
+    ++lent_;
+    return id;
+}
+
+void BufferPool::recycle(std::uint32_t id) noexcept {
+    --lent_;
+    if (id & spare_flag)
+        free_spares_.push_back(id); // capacity reserved by take_spare
+    else if (buffer_ring_ != nullptr)
+        give_to_kernel(id);
+}
+
+void BufferPool::give_to_kernel(std::uint32_t id) noexcept {
+    io_uring_buf_ring_add(buffer_ring_, data(id), buffer_size_, static_cast<unsigned short>(id),
+                          io_uring_buf_ring_mask(max_buffers_), 0);
+    io_uring_buf_ring_advance(buffer_ring_, 1);
+}
+
+} // namespace ringlet::detail
