@@ -2,8 +2,11 @@
 // difference over N tasks), co_await of a trivial Task (ns), sleep(0) round trip (ns), two tasks
 // ping-ponging through a pair of Queue(1) (ns/switch), N call_later with 90 % cancelled (ns/op,
 // timer heap entries left after one loop iteration).
-// Usage: tasks_bench [N]   (default 1,000,000). Prints one line per figure; medians of 5 runs;
-// then `RESULT <metric> <value>` lines for tools/bench/run_tasks.
+// Usage: tasks_bench [N [spawn|sleep|queue|call_later]]   (default 1,000,000). Prints one line
+// per figure; medians of 5 runs; then `RESULT <metric> <value>` lines for tools/bench/run_tasks.
+// With a second argument, only that figure's RESULT line(s), from a single run: run_tasks
+// measures everything so, each in a fresh process (as it does the peers), since a run reuses the
+// memory an earlier one freed.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -11,6 +14,7 @@
 #include <fstream>
 #include <ringlet/ringlet.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -142,6 +146,28 @@ double median_of(int runs, F make_task) {
     return median(samples);
 }
 
+/// One measurement, once, as run_tasks wants it; returns the exit status.
+int only(std::size_t n, std::string_view what) {
+    if (what == "spawn") {
+        std::printf("RESULT spawn_ns %.1f\n", ringlet::run(spawn_complete(n)));
+    } else if (what == "sleep") {
+        std::printf("RESULT sleep_bytes %.1f\n", ringlet::run(sleeping_bytes(n)));
+    } else if (what == "queue") {
+        std::printf("RESULT queue_switch_ns %.1f\n", ringlet::run(queue_ping_pong(n)));
+    } else if (what == "call_later") {
+        CallLaterResult r = ringlet::run(call_later_cancelled(n));
+        std::printf("RESULT call_later_ns %.1f\nRESULT call_later_heap_after %zu\n", r.ns_per_op,
+                    r.heap_after);
+    } else {
+        std::fprintf(stderr,
+                     "tasks_bench: unknown measurement '%.*s' (spawn, sleep, queue, "
+                     "call_later)\n",
+                     static_cast<int>(what.size()), what.data());
+        return 2;
+    }
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -150,6 +176,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "tasks_bench: N must be a positive integer, got '%s'\n", argv[1]);
         return 2;
     }
+    if (argc > 2)
+        return only(n, argv[2]);
     constexpr int runs = 5;
     std::printf("ringlet tasks_bench, N = %zu, median of %d runs\n", n, runs);
     double spawn = median_of(runs, [n] { return spawn_complete(n); });
