@@ -327,7 +327,7 @@ void EventLoop::send_wake(const std::shared_ptr<detail::RemoteInbox>& target) no
     }
 }
 
-detail::TimerId EventLoop::add_timer(time_point when, detail::Runnable* target) {
+detail::TimerId EventLoop::add_timer(time_point when, detail::Ready target) {
     ++stats_.timers_scheduled;
     return timers_.schedule(when, target);
 }
@@ -340,7 +340,7 @@ bool EventLoop::cancel_timer(detail::TimerId id) noexcept {
 }
 
 detail::TaskState* EventLoop::spawn_frame(std::coroutine_handle<> frame,
-                                          detail::PromiseBase& promise, std::string name) {
+                                          detail::PromiseBase& promise, std::string_view name) {
     if (debug_) {
         try {
             check_thread("spawn");
@@ -353,9 +353,17 @@ detail::TaskState* EventLoop::spawn_frame(std::coroutine_handle<> frame,
         frame.destroy();
         throw std::logic_error("spawn on a closed event loop");
     }
-    detail::TaskState* task = detail::TaskState::create(*this, frame, promise, std::move(name));
+    detail::TaskState* task = &promise;
+    task->start(*this, frame); // references: the loop's and the caller's
+    if (!name.empty()) {
+        try {
+            task->set_name(name);
+        } catch (...) {
+            frame.destroy();
+            throw;
+        }
+    }
     tasks_.add(*task);
-    task->add_ref(); // the caller's
     ready_.push(task);
     return task;
 }
@@ -389,25 +397,52 @@ void EventLoop::run_once() {
     if (options_.virtual_time && timeout != std::chrono::nanoseconds::zero())
         virtual_now_ += clock::now() - wait_started; // waited for real I/O: time passed
     // 5. Due timers, in deadline order (equal deadlines: scheduling order). asyncio compares
-    // with now + clock_resolution; steady_clock's resolution is one tick.
-    time_point end = time() + duration(1);
-    while (detail::Runnable* due = timers_.pop_due(end))
-        ready_.push(due);
+    // with now + clock_resolution; steady_clock's resolution is one tick. No timer, no clock
+    // read: a loop that only switches tasks never asks for the time.
+    if (!timers_.empty()) {
+        time_point end = time() + duration(1);
+        while (detail::Ready due = timers_.pop_due(end))
+            ready_.push(due);
+    }
     // 6. Run exactly the handles that are ready now; what they schedule runs next iteration.
     for (std::size_t n = ready_.size(); n > 0; --n)
         run_ready(ready_.pop());
     ++stats_.iterations;
 }
 
-void EventLoop::run_ready(detail::Runnable* item) {
+namespace {
+
+void run_item(detail::Ready item) {
+    if (detail::TaskState* task = item.task())
+        task->run();
+    else
+        item.runnable()->run();
+}
+
+void abandon_item(detail::Ready item) noexcept {
+    if (detail::TaskState* task = item.task())
+        task->abandon();
+    else
+        item.runnable()->abandon();
+}
+
+std::string describe_item(detail::Ready item) {
+    if (detail::TaskState* task = item.task())
+        return task->describe();
+    return item.runnable()->describe();
+}
+
+} // namespace
+
+void EventLoop::run_ready(detail::Ready item) {
     ++stats_.handles_run;
-    if (!debug_) {
-        item->run();
+    if (!debug_) [[likely]] {
+        run_item(item);
         return;
     }
-    std::string what = item->describe(); // before run(): the item may be gone after it
+    std::string what = describe_item(item); // before running: the item may be gone after it
     auto started = clock::now();
-    item->run();
+    run_item(item);
     auto took = clock::now() - started;
     if (took > options_.slow_callback_duration)
         log(fmt::format("Executing {} took {:.3f} seconds", what,
@@ -527,8 +562,8 @@ void EventLoop::close() {
         io_->submit_and_wait(std::chrono::milliseconds(100));
     closed_ = true;
     while (!ready_.empty())
-        ready_.pop()->abandon();
-    timers_.clear([](detail::Runnable* target) { target->abandon(); });
+        abandon_item(ready_.pop());
+    timers_.clear([](detail::Ready target) { abandon_item(target); });
     executor_.reset();
 }
 

@@ -83,7 +83,7 @@ class Forever final : public ringlet::detail::SuspendPoint {
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> caller) { return enter(caller); }
     void await_resume() { leave(); }
-    void request_cancel() noexcept override {
+    void request_cancel(ringlet::detail::TaskState&) noexcept override {
         task_->loop()->ready_queue().push(task_);
         mark_cancelled();
     }

@@ -22,8 +22,8 @@ std::vector<Dummy> make_dummies(std::size_t n) {
     return out;
 }
 
-std::size_t id_of(Runnable* r) {
-    return static_cast<Dummy*>(r)->id;
+std::size_t id_of(ringlet::detail::Ready r) {
+    return static_cast<Dummy*>(r.runnable())->id;
 }
 
 } // namespace

@@ -13,10 +13,10 @@ using ringlet::EventLoop;
 using ringlet::Task;
 
 using Log = std::vector<std::string>;
-using Pause = std::function<ringlet::detail::SleepAwaiter()>;
 
-/// Appends "<name>1".."<name>3" to `log`, pausing with `pause` after each.
+/// Appends "<name>1".."<name>3" to `log`, pausing with `pause()` (an awaitable) after each.
 /// Lifetime: `log` must outlive the task.
+template <class Pause>
 Task<> step_three_times(Log& log, std::string name, Pause pause) {
     for (int i = 1; i <= 3; ++i) {
         log.push_back(name + std::to_string(i));
@@ -26,6 +26,7 @@ Task<> step_three_times(Log& log, std::string name, Pause pause) {
 }
 
 /// Runs two tasks A and B that step three times each, pausing with `pause`.
+template <class Pause>
 Log interleave(Pause pause) {
     Log log;
     run_virtual([](Log& l, Pause p) -> Task<> {

@@ -32,7 +32,7 @@ std::vector<Dummy> make_dummies(int n) {
 std::vector<int> pop_all(TimerHeap& heap, time_point limit) {
     std::vector<int> ids;
     for (int guard = 0; guard < 100'000; ++guard) {
-        Runnable* r = heap.pop_due(limit);
+        Runnable* r = heap.pop_due(limit).runnable();
         if (r == nullptr)
             break;
         ids.push_back(static_cast<Dummy*>(r)->id);
@@ -201,11 +201,11 @@ TEST_CASE("timer heap pop_due returns only entries strictly before the limit") {
     TimerHeap heap;
     heap.schedule(t0, &d[0]);
     heap.schedule(t0 + 1ns, &d[1]);
-    CHECK(heap.pop_due(t0) == nullptr);
-    CHECK(heap.pop_due(t0 - 1h) == nullptr);
+    CHECK_FALSE(heap.pop_due(t0));
+    CHECK_FALSE(heap.pop_due(t0 - 1h));
     CHECK(heap.size() == 2);
     CHECK(heap.pop_due(t0 + 1ns) == &d[0]);
-    CHECK(heap.pop_due(t0 + 1ns) == nullptr);
+    CHECK_FALSE(heap.pop_due(t0 + 1ns));
     CHECK(heap.pop_due(t0 + 2ns) == &d[1]);
 }
 
@@ -218,7 +218,9 @@ TEST_CASE("timer heap clear hands every live target over and forgets the cancell
     heap.schedule(t0, &d[3]);
     heap.cancel(b);
     std::vector<int> handed;
-    heap.clear([&](Runnable* r) { handed.push_back(static_cast<Dummy*>(r)->id); });
+    heap.clear([&](ringlet::detail::Ready r) {
+        handed.push_back(static_cast<Dummy*>(r.runnable())->id);
+    });
     std::sort(handed.begin(), handed.end());
     CHECK(handed == std::vector<int>{0, 2, 3});
     CHECK(heap.size() == 0);

@@ -172,11 +172,11 @@ class EventLoop {
     detail::ReadyQueue& ready_queue() noexcept { return ready_; }
     detail::IoBackend& io() noexcept { return *io_; }
     detail::TaskRegistry& tasks() noexcept { return tasks_; }
-    detail::TimerId add_timer(time_point when, detail::Runnable* target);
+    detail::TimerId add_timer(time_point when, detail::Ready target);
     bool cancel_timer(detail::TimerId id) noexcept;
     /// Spawns the frame as a task: returns its state with one reference for the caller.
     detail::TaskState* spawn_frame(std::coroutine_handle<> frame, detail::PromiseBase& promise,
-                                   std::string name);
+                                   std::string_view name);
     /// A callback timer left the heap (fired, cancelled or abandoned).
     void callback_timer_done() noexcept { --callback_timers_; }
     /// Work on another thread that will wake the loop (keeps virtual time from jumping).
@@ -190,7 +190,7 @@ class EventLoop {
     void check_thread(const char* what) const;
 
   private:
-    void run_ready(detail::Runnable* item);
+    void run_ready(detail::Ready item);
     void run_until_done(detail::TaskState& task);
     /// Throws std::logic_error unless run_forever / run_until_complete may start now.
     void check_can_run(const char* what) const;

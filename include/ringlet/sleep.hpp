@@ -1,60 +1,68 @@
 // sleep, sleep_until, yield_now: suspend the current task on the loop's timer heap.
-// A sleeping task costs its frame plus one heap entry. Cancellation removes the timer at once
-// (lazily in the heap) and raises CancelledError. Loop thread only.
+// A sleeping task costs its frame plus one timer entry: the awaiter is one word (the delay or
+// deadline before the suspension, the timer after it), the timer targets the task itself, and
+// the task state knows a sleep without a vtable (TaskState::suspend_on_timer). Cancellation
+// (TaskState::cancel) removes the timer at once (lazily in the heap) and queues the task, which
+// raises CancelledError. Loop thread only.
 #pragma once
 
 #include "ringlet/detail/suspend_point.hpp"
 #include "ringlet/event_loop.hpp"
 
 #include <chrono>
+#include <cstdint>
 
 namespace ringlet {
 namespace detail {
 
-class SleepAwaiter final : public SuspendPoint {
+/// Sleeps until a deadline (Until) or for a delay from the moment it is awaited.
+template <bool Until>
+class SleepAwaiter {
   public:
-    using time_point = EventLoop::time_point;
-
-    static SleepAwaiter until(time_point deadline) noexcept { return SleepAwaiter(deadline, {}); }
-    static SleepAwaiter after(EventLoop::duration delay) noexcept {
-        return SleepAwaiter(std::nullopt, delay);
-    }
+    explicit SleepAwaiter(EventLoop::duration ticks) noexcept : ticks_(ticks.count()) {}
 
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> caller) {
-        if (!enter(caller))
-            return false;
-        EventLoop& loop = *task_->loop();
-        time_point now = loop.time();
-        time_point deadline = deadline_ ? *deadline_ : now + delay_;
-        if (deadline <= now) {
-            // sleep(0) and past deadlines yield exactly once, through the ready queue.
-            loop.ready_queue().push(task_);
-            queued_ = true;
+        TaskState* task = task_awaiting();
+        if (task->cancel_requested())
+            return false; // await_resume raises CancelledError
+        EventLoop& loop = *task->loop();
+        const std::int64_t ticks = ticks_;
+        if (!Until && ticks <= 0) {
+            // sleep(0) and negative delays yield exactly once, through the ready queue, without
+            // reading the clock.
+            loop.ready_queue().push(task);
+            timer_ = TimerId{};
         } else {
-            timer_ = loop.add_timer(deadline, task_);
+            EventLoop::time_point now = loop.time();
+            EventLoop::time_point deadline =
+                Until ? EventLoop::time_point(EventLoop::duration(ticks))
+                      : now + EventLoop::duration(ticks);
+            if (deadline <= now) {
+                loop.ready_queue().push(task);
+                timer_ = TimerId{};
+            } else {
+                timer_ = loop.add_timer(deadline, task);
+            }
         }
+        task->suspend_on_timer(&timer_, caller);
         return true;
     }
-    void await_resume() { leave(); }
-
-    void request_cancel() noexcept override {
-        EventLoop& loop = *task_->loop();
-        // If the timer already fired, the task is queued already: never enqueue it twice.
-        if (!queued_ && loop.cancel_timer(timer_))
-            loop.ready_queue().push(task_);
-        mark_cancelled();
+    void await_resume() {
+        TaskState* task = current_task_state;
+        task->clear_suspension();
+        if (task->cancel_requested()) {
+            task->clear_cancel_request();
+            throw CancelledError();
+        }
     }
-    std::string what_awaited() const override { return queued_ ? "yield" : "sleep"; }
 
   private:
-    SleepAwaiter(std::optional<time_point> deadline, EventLoop::duration delay) noexcept
-        : deadline_(deadline), delay_(delay) {}
-
-    std::optional<time_point> deadline_;
-    EventLoop::duration delay_{};
-    TimerId timer_;
-    bool queued_ = false;
+    // The delay or deadline in clock ticks until the suspension, then the timer.
+    union {
+        std::int64_t ticks_;
+        TimerId timer_;
+    };
 };
 
 } // namespace detail
@@ -62,18 +70,18 @@ class SleepAwaiter final : public SuspendPoint {
 /// Suspends the current task for `delay` (negative acts as zero; zero yields exactly once).
 /// Cancellation: raises CancelledError and removes the timer.
 template <class Rep, class Period>
-detail::SleepAwaiter sleep(std::chrono::duration<Rep, Period> delay) noexcept {
-    return detail::SleepAwaiter::after(std::chrono::duration_cast<EventLoop::duration>(delay));
+detail::SleepAwaiter<false> sleep(std::chrono::duration<Rep, Period> delay) noexcept {
+    return detail::SleepAwaiter<false>(std::chrono::duration_cast<EventLoop::duration>(delay));
 }
 
 /// Suspends the current task until the loop's clock reaches `deadline`.
-inline detail::SleepAwaiter sleep_until(EventLoop::time_point deadline) noexcept {
-    return detail::SleepAwaiter::until(deadline);
+inline detail::SleepAwaiter<true> sleep_until(EventLoop::time_point deadline) noexcept {
+    return detail::SleepAwaiter<true>(deadline.time_since_epoch());
 }
 
 /// Lets every other ready task run once, then resumes (asyncio's `await sleep(0)`).
-inline detail::SleepAwaiter yield_now() noexcept {
-    return detail::SleepAwaiter::after(EventLoop::duration::zero());
+inline detail::SleepAwaiter<false> yield_now() noexcept {
+    return detail::SleepAwaiter<false>(EventLoop::duration::zero());
 }
 
 } // namespace ringlet

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ringlet {
@@ -85,7 +86,7 @@ class JoinHandle : public TaskHandle {
                 // child never keeps running unawaited behind the CancelledError.
                 cancelled_ = false;
                 task_->suspend_on(this, caller);
-                request_cancel();
+                request_cancel(*task_);
             }
             child_->set_done_observer(this);
             observing_ = true;
@@ -108,7 +109,7 @@ class JoinHandle : public TaskHandle {
             observing_ = false;
             task_->loop()->ready_queue().push(task_);
         }
-        void request_cancel() noexcept override {
+        void request_cancel(detail::TaskState&) noexcept override {
             forwarded_cancel_ = true;
             child_->cancel(); // we resume once the child has finished
         }
@@ -145,17 +146,16 @@ class JoinHandle : public TaskHandle {
 /// Schedules `task` on `loop` and returns its handle. The task starts on the next iteration.
 /// Throws: std::logic_error if the Task is empty or already started, or the loop is closed.
 template <class T>
-JoinHandle<T> spawn(EventLoop& loop, Task<T> task, std::string name = {}) {
+JoinHandle<T> spawn(EventLoop& loop, Task<T> task, std::string_view name = {}) {
     auto frame = task.release_for_spawn();
-    return JoinHandle<T>(
-        detail::TaskRef::adopt(loop.spawn_frame(frame, frame.promise(), std::move(name))));
+    return JoinHandle<T>(detail::TaskRef::adopt(loop.spawn_frame(frame, frame.promise(), name)));
 }
 
 /// Schedules `task` on the running loop (asyncio.create_task).
 /// Throws: std::logic_error if no loop runs on this thread.
 template <class T>
-JoinHandle<T> spawn(Task<T> task, std::string name = {}) {
-    return spawn(EventLoop::current(), std::move(task), std::move(name));
+JoinHandle<T> spawn(Task<T> task, std::string_view name = {}) {
+    return spawn(EventLoop::current(), std::move(task), name);
 }
 
 /// The task running now, or an empty handle outside any task.

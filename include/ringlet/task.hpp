@@ -23,8 +23,17 @@ namespace detail {
 /// Logs "coroutine F was never awaited" when debug mode is on (see EventLoop).
 void report_never_awaited(const PromiseBase& promise) noexcept;
 
+// The loop finds a task's frame from its promise (TaskState::destroy) assuming the promise sits
+// right after the frame's two function pointers, as g++ and clang place a promise aligned to at
+// most 16 bytes.
+template <class T>
+inline constexpr bool promise_alignment_supported = alignof(T) <= 16;
+
 template <class T>
 struct TaskPromise : PromiseBase {
+    static_assert(promise_alignment_supported<T>,
+                  "ringlet::Task<T> needs alignof(T) <= 16; return an over-aligned T through "
+                  "std::unique_ptr");
     // Not an inherited constructor: the default argument must be evaluated in the coroutine
     // itself, so that Origin names the coroutine's function (an inherited one names TaskPromise).
     explicit TaskPromise(Origin origin = Origin::here()) noexcept : PromiseBase(origin) {}
@@ -124,9 +133,7 @@ class [[nodiscard]] Task {
             return false;
         }
         std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
-            promise_type& p = frame_.promise();
-            p.continuation = caller;
-            p.task = detail::current_task_state;
+            frame_.promise().set_continuation(caller);
             return frame_;
         }
         decltype(auto) await_resume() { return frame_.promise().take_result(); }

@@ -20,6 +20,7 @@
 #include <exception>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -47,10 +48,10 @@ class ChildSet {
 
     /// Spawns `task` as the next child. Throws what spawn throws (nothing is added then).
     template <class T>
-    TaskState& spawn(EventLoop& loop, Task<T> task, std::string name) {
+    TaskState& spawn(EventLoop& loop, Task<T> task, std::string_view name) {
         Watch& watch = watches_.emplace_back(*this);
         try {
-            start(watch, loop, std::move(task), std::move(name));
+            start(watch, loop, std::move(task), name);
         } catch (...) {
             watches_.pop_back();
             throw;
@@ -61,10 +62,10 @@ class ChildSet {
     /// Spawns `task` as the next child; a Task that cannot be spawned (empty, already started)
     /// becomes a slot holding that exception, which counts as a failed child.
     template <class T>
-    void spawn_or_record(EventLoop& loop, Task<T> task, std::string name) {
+    void spawn_or_record(EventLoop& loop, Task<T> task, std::string_view name) {
         Watch& watch = watches_.emplace_back(*this);
         try {
-            start(watch, loop, std::move(task), std::move(name));
+            start(watch, loop, std::move(task), name);
         } catch (...) {
             watch.spawn_error = std::current_exception();
             if (policy_ != ChildPolicy::settle)
@@ -143,7 +144,7 @@ class ChildSet {
             }
         }
 
-        void request_cancel() noexcept override {
+        void request_cancel(TaskState&) noexcept override {
             if (woken_)
                 return;
             set_.outer_cancelled_ = true;
@@ -189,9 +190,9 @@ class ChildSet {
     };
 
     template <class T>
-    void start(Watch& watch, EventLoop& loop, Task<T> task, std::string name) {
+    void start(Watch& watch, EventLoop& loop, Task<T> task, std::string_view name) {
         auto frame = task.release_for_spawn();
-        watch.child = TaskRef::adopt(loop.spawn_frame(frame, frame.promise(), std::move(name)));
+        watch.child = TaskRef::adopt(loop.spawn_frame(frame, frame.promise(), name));
         ++pending_;
         watch.child->set_supervisor(&watch);
         if (aborting_)
@@ -276,12 +277,12 @@ class TaskGroup {
     /// Cancellation: the first failure in the group, or the cancellation of the task awaiting
     /// task_group(), cancels the task. A task that is cancelled alone does not fail the group.
     template <class T>
-    JoinHandle<T> spawn(Task<T> task, std::string name = {}) {
+    JoinHandle<T> spawn(Task<T> task, std::string_view name = {}) {
         if (children_.closed())
             throw std::logic_error("TaskGroup::spawn: the task group has finished");
         if (children_.aborting())
             throw std::logic_error("TaskGroup::spawn: the task group is shutting down");
-        detail::TaskState& child = children_.spawn(*loop_, std::move(task), std::move(name));
+        detail::TaskState& child = children_.spawn(*loop_, std::move(task), name);
         return JoinHandle<T>(detail::TaskRef(&child));
     }
 

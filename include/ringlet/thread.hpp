@@ -214,7 +214,7 @@ class OffloadAwaiter final : public SuspendPoint {
         return state_->take();
     }
 
-    void request_cancel() noexcept override {
+    void request_cancel(detail::TaskState&) noexcept override {
         // Not delivered yet: stop waiting now; the call runs on and its outcome is dropped.
         // Delivered: the task is queued already (never push twice); it returns the outcome
         // and the cancel stays pending for the next suspension point.

@@ -96,7 +96,7 @@ class ChildOrDeadline final : public SuspendPoint, public DoneObserver {
         if (!task_->done())
             task_->loop()->ready_queue().push(task_);
     }
-    void request_cancel() noexcept override {
+    void request_cancel(TaskState&) noexcept override {
         // The task is resumed by the child's completion (or by a timer that already fired).
         if (timer_armed_ && task_->loop()->cancel_timer(timer_))
             timer_armed_ = false;
@@ -250,7 +250,7 @@ class ShieldAwaiter final : public SuspendPoint, public DoneObserver {
         if (!task_->done())
             task_->loop()->ready_queue().push(task_);
     }
-    void request_cancel() noexcept override {
+    void request_cancel(TaskState&) noexcept override {
         if (woken_)
             return; // the result is delivered; the cancellation stays pending
         child_->set_done_observer(nullptr);

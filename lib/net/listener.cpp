@@ -311,7 +311,7 @@ int AcceptAwaiter::await_resume() {
     return result_;
 }
 
-void AcceptAwaiter::request_cancel() noexcept {
+void AcceptAwaiter::request_cancel(TaskState&) noexcept {
     if (mode_ == Mode::single_shot) {
         task_->loop()->io().cancel(op_); // resumes with the request's own completion
         return;

@@ -256,7 +256,7 @@ RecvBuffer RecvBufferAwaiter::await_resume() {
     return std::move(buffer_);
 }
 
-void RecvBufferAwaiter::request_cancel() noexcept {
+void RecvBufferAwaiter::request_cancel(TaskState&) noexcept {
     if (delivered_)
         return;
     channel_->withdraw(*this);

@@ -38,7 +38,7 @@ class IoAwaiter : public SuspendPoint {
         }
         return op_.result;
     }
-    void request_cancel() noexcept override {
+    void request_cancel(TaskState&) noexcept override {
         // Wake-up comes with the operation's own completion, not before.
         task_->loop()->io().cancel(op_);
     }

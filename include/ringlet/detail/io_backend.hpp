@@ -31,7 +31,7 @@ class CompletionSink {
 
 /// State of one in-flight operation; lives in its awaiter, inside the coroutine frame.
 struct IoOp {
-    Runnable* waiter = nullptr;     // enqueued on completion (single-shot operations)
+    Ready waiter;                   // enqueued on completion (single-shot operations)
     CompletionSink* sink = nullptr; // told of each completion instead (multishot operations)
     std::int32_t result = 0;        // the kernel's result: bytes, fd, or -errno
     std::uint32_t flags = 0;

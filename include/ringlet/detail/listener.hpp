@@ -109,7 +109,7 @@ class AcceptAwaiter final : public SuspendPoint {
     /// The accepted descriptor (now the caller's) or -errno.
     /// Throws: CancelledError if the task was cancelled before a connection was delivered.
     int await_resume();
-    void request_cancel() noexcept override;
+    void request_cancel(TaskState&) noexcept override;
     std::string what_awaited() const override;
 
     /// The peer, when the kernel reported it (single-shot accept); else unspecified.

@@ -1,5 +1,6 @@
 // The promise types behind Task<T>: result storage, continuation for symmetric transfer, and
-// frame allocation from the per-thread free lists.
+// frame allocation from the per-thread free lists. The promise is also the task state
+// (TaskState, its base) of a frame that is spawned as a task's root.
 // Lifetime: the frame is owned by its Task (or, once spawned, by its TaskState).
 #pragma once
 
@@ -28,7 +29,7 @@ class Origin {
     const char* function_;
 };
 
-struct PromiseBase {
+struct PromiseBase : TaskState {
     explicit PromiseBase(Origin origin = Origin::here()) noexcept : origin(origin) {}
 
     static void* operator new(std::size_t size) { return allocate_frame(size); }
@@ -41,10 +42,10 @@ struct PromiseBase {
         template <class Promise>
         std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
             PromiseBase& p = self.promise();
-            if (p.continuation)
-                return p.continuation;
+            if (!p.is_task())
+                return p.continuation();
             // A root: its TaskState notices after resume() returns, in the loop's dispatch.
-            p.task->mark_root_finished();
+            p.mark_root_finished();
             return std::noop_coroutine();
         }
         void await_resume() const noexcept {}
@@ -53,13 +54,18 @@ struct PromiseBase {
     std::suspend_always initial_suspend() const noexcept { return {}; }
     FinalAwaiter final_suspend() const noexcept { return {}; }
     void unhandled_exception() noexcept { exception = std::current_exception(); }
-    bool started() const noexcept { return task != nullptr; }
+    bool started() const noexcept { return is_task() || continuation(); }
 
-    std::coroutine_handle<> continuation; // awaiting coroutine; null for a spawned root
-    TaskState* task = nullptr;            // set when the coroutine starts
     std::exception_ptr exception;
     Origin origin;
 };
+
+inline PromiseBase& TaskState::promise() noexcept {
+    return static_cast<PromiseBase&>(*this);
+}
+inline const PromiseBase& TaskState::promise() const noexcept {
+    return static_cast<const PromiseBase&>(*this);
+}
 
 template <class T>
 struct TaskPromise;

@@ -1,4 +1,4 @@
-// ReadyQueue: the loop's FIFO of runnables, a growable power-of-two ring buffer.
+// ReadyQueue: the loop's FIFO of tasks and runnables (Ready), a growable power-of-two ring buffer.
 // Thread safety: loop thread only. No allocation once it has grown to its working size.
 #pragma once
 
@@ -13,20 +13,20 @@ namespace ringlet::detail {
 
 class ReadyQueue {
   public:
-    ReadyQueue() : slots_(std::make_unique<Runnable*[]>(initial_capacity)) {}
+    ReadyQueue() : slots_(std::make_unique<Ready[]>(initial_capacity)) {}
 
     bool empty() const noexcept { return head_ == tail_; }
     std::size_t size() const noexcept { return tail_ - head_; }
     std::size_t capacity() const noexcept { return mask_ + 1; }
 
-    void push(Runnable* item) {
-        assert(item != nullptr);
+    void push(Ready item) {
+        assert(item);
         if (size() == capacity())
             grow();
         slots_[tail_++ & mask_] = item;
     }
 
-    Runnable* pop() noexcept {
+    Ready pop() noexcept {
         assert(!empty());
         return slots_[head_++ & mask_];
     }
@@ -36,7 +36,7 @@ class ReadyQueue {
 
     void grow() {
         std::size_t n = size();
-        auto bigger = std::make_unique<Runnable*[]>(capacity() * 2);
+        auto bigger = std::make_unique<Ready[]>(capacity() * 2);
         for (std::size_t i = 0; i < n; ++i)
             bigger[i] = slots_[(head_ + i) & mask_];
         slots_ = std::move(bigger);
@@ -45,7 +45,7 @@ class ReadyQueue {
         tail_ = n;
     }
 
-    std::unique_ptr<Runnable*[]> slots_;
+    std::unique_ptr<Ready[]> slots_;
     std::size_t mask_ = initial_capacity - 1;
     std::size_t head_ = 0; // monotonically increasing; index with & mask_
     std::size_t tail_ = 0;

@@ -108,7 +108,7 @@ class RecvBufferAwaiter final : public SuspendPoint {
     /// "recv from <peer>: ..." (operation_canceled if the stream was closed meanwhile, EBADF
     /// if before).
     RecvBuffer await_resume();
-    void request_cancel() noexcept override;
+    void request_cancel(TaskState&) noexcept override;
     std::string what_awaited() const override;
 
     // Used by RecvChannel.

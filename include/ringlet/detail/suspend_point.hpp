@@ -12,14 +12,19 @@
 
 namespace ringlet::detail {
 
+/// The running task, which is about to suspend.
+/// Throws: std::logic_error outside a running ringlet task.
+inline TaskState* task_awaiting() {
+    if (current_task_state == nullptr)
+        throw std::logic_error("a ringlet awaitable was awaited outside a running ringlet task");
+    return current_task_state;
+}
+
 class SuspendPoint : public Suspension {
   protected:
     /// Call first in await_suspend: false means "don't suspend, a cancel is pending".
     bool enter(std::coroutine_handle<> resume_point) {
-        task_ = current_task_state;
-        if (task_ == nullptr)
-            throw std::logic_error(
-                "a ringlet awaitable was awaited outside a running ringlet task");
+        task_ = task_awaiting();
         if (task_->cancel_requested()) {
             cancelled_ = true;
             return false;

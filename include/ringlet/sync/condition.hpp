@@ -45,7 +45,7 @@ class Condition {
                 condition_->notify(1); // the notification we cannot use goes to another waiter
             leave();
         }
-        void request_cancel() noexcept override {
+        void request_cancel(detail::TaskState&) noexcept override {
             cancelled_ = true;
             // Still waiting for a notification: queue for the lock instead. Already queued for
             // the lock (or holding it): the lock is re-acquired first, then CancelledError.

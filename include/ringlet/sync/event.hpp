@@ -28,7 +28,7 @@ class Event {
             take_grant();
             leave();
         }
-        void request_cancel() noexcept override { cancel_wait(); }
+        void request_cancel(detail::TaskState&) noexcept override { cancel_wait(); }
         std::string what_awaited() const override { return "Event"; }
 
       private:

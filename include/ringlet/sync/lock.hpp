@@ -83,7 +83,7 @@ class Lock {
             if constexpr (Guarded)
                 return LockGuard(*lock_);
         }
-        void request_cancel() noexcept override { cancel_wait(); }
+        void request_cancel(detail::TaskState&) noexcept override { cancel_wait(); }
         std::string what_awaited() const override { return "Lock"; }
 
       private:

@@ -110,7 +110,7 @@ class BasicQueue {
             // Not suspended, or woken by shutdown(): an item if there is one, else QueueShutDown.
             return queue_->get_nowait();
         }
-        void request_cancel() noexcept override { cancel_wait(); }
+        void request_cancel(detail::TaskState&) noexcept override { cancel_wait(); }
         std::string what_awaited() const override { return "Queue get"; }
 
       private:
@@ -146,7 +146,7 @@ class BasicQueue {
             leave();
             queue_->put_nowait(std::move(item_)); // QueueShutDown if shut down meanwhile
         }
-        void request_cancel() noexcept override { cancel_wait(); }
+        void request_cancel(detail::TaskState&) noexcept override { cancel_wait(); }
         std::string what_awaited() const override { return "Queue put"; }
 
       private:
@@ -169,7 +169,7 @@ class BasicQueue {
             take_grant();
             leave();
         }
-        void request_cancel() noexcept override { cancel_wait(); }
+        void request_cancel(detail::TaskState&) noexcept override { cancel_wait(); }
         std::string what_awaited() const override { return "Queue join"; }
 
       private:

@@ -84,7 +84,7 @@ class Semaphore {
             if constexpr (Guarded)
                 return SemaphoreGuard(*semaphore_);
         }
-        void request_cancel() noexcept override { cancel_wait(); }
+        void request_cancel(detail::TaskState&) noexcept override { cancel_wait(); }
         std::string what_awaited() const override { return "Semaphore"; }
 
       private:
