@@ -368,12 +368,12 @@ detail::TaskState* EventLoop::spawn_frame(std::coroutine_handle<> frame,
     return task;
 }
 
-std::optional<std::chrono::nanoseconds> EventLoop::poll_timeout() {
+std::chrono::nanoseconds EventLoop::poll_timeout() {
     if (!ready_.empty() || stopping_)
         return std::chrono::nanoseconds::zero();
     std::optional<time_point> deadline = timers_.next_deadline();
     if (!deadline)
-        return std::nullopt;
+        return detail::wait_forever;
     if (options_.virtual_time) {
         bool inbox_armed = static_cast<detail::InboxReader&>(*inbox_reader_).armed();
         std::size_t user_io = io_->in_flight() - (inbox_armed ? 1 : 0);
@@ -389,13 +389,17 @@ std::optional<std::chrono::nanoseconds> EventLoop::poll_timeout() {
 
 void EventLoop::run_once() {
     // 1. Timer housekeeping: compaction or lazy pops of cancelled timers.
-    timers_.housekeeping();
+    if (!timers_.empty())
+        timers_.housekeeping();
     // 2-4. Poll timeout, one submit-and-wait, completions into the ready queue.
-    std::optional<std::chrono::nanoseconds> timeout = poll_timeout();
-    auto wait_started = clock::now();
-    stats_.completions += io_->submit_and_wait(timeout);
-    if (options_.virtual_time && timeout != std::chrono::nanoseconds::zero())
+    const std::chrono::nanoseconds timeout = poll_timeout();
+    if (options_.virtual_time && timeout != std::chrono::nanoseconds::zero()) [[unlikely]] {
+        auto wait_started = clock::now();
+        stats_.completions += io_->submit_and_wait(timeout);
         virtual_now_ += clock::now() - wait_started; // waited for real I/O: time passed
+    } else {
+        stats_.completions += io_->submit_and_wait(timeout);
+    }
     // 5. Due timers, in deadline order (equal deadlines: scheduling order). asyncio compares
     // with now + clock_resolution; steady_clock's resolution is one tick. No timer, no clock
     // read: a loop that only switches tasks never asks for the time.

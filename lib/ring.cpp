@@ -134,6 +134,12 @@ Ring::Ring(const LoopOptions& options, ReadyQueue& ready)
         unsigned flags;
         const char* description;
     };
+    // TASKRUN_FLAG makes the kernel raise IORING_SQ_TASKRUN when completions wait to be posted,
+    // so that an iteration with work ready enters the kernel only when it must (6.1+ with
+    // DEFER_TASKRUN; a kernel that refuses the pair gets DEFER_TASKRUN alone).
+    const Attempt defer_flagged{IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
+                                    IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+                                "io_uring (SINGLE_ISSUER|DEFER_TASKRUN)"};
     const Attempt defer{IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
                             IORING_SETUP_DEFER_TASKRUN,
                         "io_uring (SINGLE_ISSUER|DEFER_TASKRUN)"};
@@ -141,10 +147,12 @@ Ring::Ring(const LoopOptions& options, ReadyQueue& ready)
                            IORING_SETUP_TASKRUN_FLAG,
                        "io_uring (COOP_TASKRUN)"};
     const Attempt plain{0, "io_uring (plain)"};
-    Attempt attempts[3];
+    Attempt attempts[4];
     std::size_t n = 0;
-    if (setup == RingSetup::automatic)
+    if (setup == RingSetup::automatic) {
+        attempts[n++] = defer_flagged;
         attempts[n++] = defer;
+    }
     if (setup != RingSetup::plain)
         attempts[n++] = coop;
     attempts[n++] = plain;
@@ -155,6 +163,7 @@ Ring::Ring(const LoopOptions& options, ReadyQueue& ready)
         if (rc == 0) {
             description_ = attempts[i].description;
             defer_taskrun_ = (attempts[i].flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+            taskrun_flag_ = (attempts[i].flags & IORING_SETUP_TASKRUN_FLAG) != 0;
             break;
         }
         // EINVAL: this kernel does not know the flags; try the next fallback.
@@ -339,24 +348,25 @@ void Ring::send_wake(IoOp& op, int target_fd) {
         reap(); // room for the next attempt; the SQE stays queued
 }
 
-std::size_t Ring::submit_and_wait(std::optional<std::chrono::nanoseconds> timeout) {
-    __kernel_timespec ts{};
-    __kernel_timespec* tsp = nullptr;
-    if (timeout) {
-        auto ns = timeout->count() < 0 ? 0 : timeout->count();
-        ts.tv_sec = ns / 1'000'000'000;
-        ts.tv_nsec = ns % 1'000'000'000;
-        tsp = &ts;
-    }
+std::size_t Ring::submit_and_wait(std::chrono::nanoseconds timeout) {
     int rc;
-    if (timeout && timeout->count() <= 0) {
+    if (timeout.count() <= 0) {
         // Non-blocking poll (work is ready): no timed wait in the kernel. Enter only if there
-        // is something to submit, or completions that DEFER_TASKRUN posts only on entry.
-        if (io_uring_sq_ready(&ring_) > 0 || (defer_taskrun_ && in_flight_ > 0))
+        // is something to submit or the kernel holds completions back until we do (task work
+        // that DEFER_TASKRUN and COOP_TASKRUN run on entry, or an overflowed CQ). Without
+        // TASKRUN_FLAG a DEFER_TASKRUN ring cannot tell: enter whenever anything is in flight.
+        if (io_uring_sq_ready(&ring_) > 0 || must_enter_for_completions())
             rc = io_uring_submit_and_get_events(&ring_);
         else
             rc = 0;
     } else {
+        __kernel_timespec ts{};
+        __kernel_timespec* tsp = nullptr;
+        if (timeout != wait_forever) {
+            ts.tv_sec = timeout.count() / 1'000'000'000;
+            ts.tv_nsec = timeout.count() % 1'000'000'000;
+            tsp = &ts;
+        }
         io_uring_cqe* cqe = nullptr;
         rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, tsp, nullptr);
     }
@@ -365,6 +375,14 @@ std::size_t Ring::submit_and_wait(std::optional<std::chrono::nanoseconds> timeou
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
         throw std::system_error(-rc, std::generic_category(), "io_uring_submit_and_wait_timeout");
     return reap();
+}
+
+bool Ring::must_enter_for_completions() const noexcept {
+    if (taskrun_flag_) {
+        unsigned flags = IO_URING_READ_ONCE(*ring_.sq.kflags);
+        return (flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+    }
+    return defer_taskrun_ && in_flight_ > 0;
 }
 
 std::size_t Ring::reap() noexcept {

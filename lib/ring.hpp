@@ -47,7 +47,7 @@ class Ring final : public IoBackend {
     int wake_fd() const noexcept override;
     void send_wake(IoOp& op, int target_fd) override;
     void set_wake_sink(CompletionSink* sink) noexcept override { wake_sink_ = sink; }
-    std::size_t submit_and_wait(std::optional<std::chrono::nanoseconds> timeout) override;
+    std::size_t submit_and_wait(std::chrono::nanoseconds timeout) override;
     std::size_t in_flight() const noexcept override { return in_flight_; }
     const char* describe() const noexcept override { return description_; }
 
@@ -58,11 +58,13 @@ class Ring final : public IoBackend {
 
   private:
     std::size_t reap() noexcept;
+    bool must_enter_for_completions() const noexcept;
 
     io_uring ring_{};
     ReadyQueue& ready_;
     std::size_t in_flight_ = 0;
     bool defer_taskrun_ = false;
+    bool taskrun_flag_ = false; // the kernel flags IORING_SQ_TASKRUN (see submit_and_wait)
     bool wake_messages_ = false; // sends and receives IORING_OP_MSG_RING wake-ups
     CompletionSink* wake_sink_ = nullptr;
     BufferPool* recv_pool_ = nullptr; // created by the first recv_pool()

@@ -195,7 +195,8 @@ class EventLoop {
     /// Throws std::logic_error unless run_forever / run_until_complete may start now.
     void check_can_run(const char* what) const;
     void cancel_all_tasks_and_drain();
-    std::optional<std::chrono::nanoseconds> poll_timeout();
+    /// How long the next wait may block: zero, a time, or detail::wait_forever.
+    std::chrono::nanoseconds poll_timeout();
     std::size_t callback_timers_pending() const noexcept;
 
     LoopOptions options_;

@@ -154,14 +154,18 @@ int only(std::size_t n, std::string_view what) {
         std::printf("RESULT sleep_bytes %.1f\n", ringlet::run(sleeping_bytes(n)));
     } else if (what == "queue") {
         std::printf("RESULT queue_switch_ns %.1f\n", ringlet::run(queue_ping_pong(n)));
+    } else if (what == "yield") {
+        std::printf("RESULT yield_ns %.1f\n", ringlet::run(yield_round_trip(n)));
+    } else if (what == "await") {
+        std::printf("RESULT await_ns %.1f\n", ringlet::run(await_trivial(n)));
     } else if (what == "call_later") {
         CallLaterResult r = ringlet::run(call_later_cancelled(n));
         std::printf("RESULT call_later_ns %.1f\nRESULT call_later_heap_after %zu\n", r.ns_per_op,
                     r.heap_after);
     } else {
         std::fprintf(stderr,
-                     "tasks_bench: unknown measurement '%.*s' (spawn, sleep, queue, "
-                     "call_later)\n",
+                     "tasks_bench: unknown measurement '%.*s' (spawn, sleep, queue, yield, "
+                     "await, call_later)\n",
                      static_cast<int>(what.size()), what.data());
         return 2;
     }

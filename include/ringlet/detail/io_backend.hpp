@@ -19,6 +19,9 @@ namespace ringlet::detail {
 
 class BufferPool;
 
+/// submit_and_wait()'s "no time limit".
+inline constexpr std::chrono::nanoseconds wait_forever = std::chrono::nanoseconds::max();
+
 /// Receives every completion of a multishot operation (accept, recv). Like the ready queue
 /// push it replaces, it must only record the result and enqueue: never resume anything.
 class CompletionSink {
@@ -94,9 +97,10 @@ class IoBackend {
     /// Who is told of each wake-up message received (nullptr: nobody).
     virtual void set_wake_sink(CompletionSink* sink) noexcept = 0;
 
-    /// Submits everything queued and waits up to `timeout` (nullopt: no limit) for at least one
-    /// completion; returns how many completions it moved to the ready queue.
-    virtual std::size_t submit_and_wait(std::optional<std::chrono::nanoseconds> timeout) = 0;
+    /// Submits everything queued and waits up to `timeout` (zero: not at all; wait_forever: no
+    /// limit) for at least one completion; returns how many completions it moved to the ready
+    /// queue.
+    virtual std::size_t submit_and_wait(std::chrono::nanoseconds timeout) = 0;
 
     /// Operations queued or in the kernel, not yet reaped.
     virtual std::size_t in_flight() const noexcept = 0;

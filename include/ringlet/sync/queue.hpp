@@ -11,7 +11,8 @@
 #include <algorithm>
 #include <coroutine>
 #include <cstddef>
-#include <deque>
+#include <memory>
+#include <new>
 #include <functional>
 #include <optional>
 #include <stdexcept>
@@ -22,24 +23,83 @@
 namespace ringlet {
 namespace detail {
 
-/// FIFO storage of Queue.
+/// FIFO storage of Queue: a growable ring buffer (a queue's steady state moves items in and
+/// out of the same few slots, without allocating).
 template <class T>
 class FifoItems {
   public:
-    bool empty() const noexcept { return items_.empty(); }
-    std::size_t size() const noexcept { return items_.size(); }
-    void push(T item) { items_.push_back(std::move(item)); }
+    FifoItems() noexcept = default;
+    FifoItems(FifoItems&& other) noexcept
+        : slots_(std::exchange(other.slots_, nullptr)), mask_(std::exchange(other.mask_, 0)),
+          head_(std::exchange(other.head_, 0)), size_(std::exchange(other.size_, 0)) {}
+    FifoItems& operator=(FifoItems&&) = delete;
+    ~FifoItems() {
+        clear();
+        std::allocator<Slot>().deallocate(slots_, slots_ ? mask_ + 1 : 0);
+    }
+
+    bool empty() const noexcept { return size_ == 0; }
+    std::size_t size() const noexcept { return size_; }
+    void push(T item) {
+        if (size_ == capacity())
+            grow();
+        std::construct_at(slot(head_ + size_), std::move(item));
+        ++size_;
+    }
     /// An item given back by a cancelled getter: it was first in line, so it is again.
-    void push_front(T item) { items_.push_front(std::move(item)); }
+    void push_front(T item) {
+        if (size_ == capacity())
+            grow();
+        head_ = (head_ - 1) & mask_;
+        std::construct_at(slot(head_), std::move(item));
+        ++size_;
+    }
     T pop() {
-        T item = std::move(items_.front());
-        items_.pop_front();
+        T* first = slot(head_);
+        T item = std::move(*first);
+        std::destroy_at(first);
+        head_ = (head_ + 1) & mask_;
+        --size_;
         return item;
     }
-    void clear() noexcept { items_.clear(); }
+    void clear() noexcept {
+        for (; size_ > 0; --size_, head_ = (head_ + 1) & mask_)
+            std::destroy_at(slot(head_));
+    }
 
   private:
-    std::deque<T> items_;
+    struct Slot {
+        alignas(T) std::byte bytes[sizeof(T)];
+    };
+    std::size_t capacity() const noexcept { return slots_ ? mask_ + 1 : 0; }
+    T* slot(std::size_t i) noexcept { return std::launder(reinterpret_cast<T*>(&slots_[i & mask_])); }
+    void grow() {
+        std::size_t capacity = slots_ ? 2 * (mask_ + 1) : 4;
+        Slot* bigger = std::allocator<Slot>().allocate(capacity);
+        std::size_t moved = 0;
+        try {
+            for (; moved < size_; ++moved)
+                std::construct_at(std::launder(reinterpret_cast<T*>(&bigger[moved])),
+                                  std::move(*slot(head_ + moved)));
+        } catch (...) {
+            // A throwing move: the queue keeps its old storage (and the moved-from items).
+            for (std::size_t i = 0; i < moved; ++i)
+                std::destroy_at(std::launder(reinterpret_cast<T*>(&bigger[i])));
+            std::allocator<Slot>().deallocate(bigger, capacity);
+            throw;
+        }
+        for (std::size_t i = 0; i < size_; ++i)
+            std::destroy_at(slot(head_ + i));
+        std::allocator<Slot>().deallocate(slots_, this->capacity());
+        slots_ = bigger;
+        mask_ = capacity - 1;
+        head_ = 0;
+    }
+
+    Slot* slots_ = nullptr;
+    std::size_t mask_ = 0;
+    std::size_t head_ = 0; // index of the first item (masked)
+    std::size_t size_ = 0;
 };
 
 /// Heap storage of PriorityQueue: pop() returns the smallest item under Compare.
@@ -104,7 +164,7 @@ class BasicQueue {
                 take_grant();
                 T item = std::move(*item_);
                 item_.reset();
-                queue_->balance(); // our item stopped counting against maxsize
+                queue_->slot_freed(); // our item stopped counting against maxsize
                 return item;
             }
             // Not suspended, or woken by shutdown(): an item if there is one, else QueueShutDown.
@@ -209,9 +269,13 @@ class BasicQueue {
             throw QueueShutDown();
         if (full())
             throw QueueFull();
-        items_.push(std::move(item));
         ++unfinished_;
-        balance();
+        if (!getters_.empty()) {
+            // Getters wait only while no item is queued: the first one takes it directly.
+            hand(std::move(item));
+            return;
+        }
+        items_.push(std::move(item));
     }
     /// Removes and returns the first item without waiting.
     /// Throws: QueueEmpty if empty(); QueueShutDown instead once the queue is shut down.
@@ -222,7 +286,7 @@ class BasicQueue {
             throw QueueEmpty();
         }
         T item = items_.pop();
-        balance();
+        slot_freed();
         return item;
     }
     /// Marks one item taken from the queue as processed; join() returns when none is left.
@@ -275,16 +339,26 @@ class BasicQueue {
     // Restores the invariants "getters wait only while no item is queued" and "putters wait
     // only while the queue is full", handing items and reserving slots in FIFO order.
     void balance() {
-        while (!getters_.empty() && !items_.empty()) {
-            auto& getter = static_cast<Get&>(getters_.pop_front());
-            getter.item_.emplace(items_.pop());
-            handed_.push_back(getter);
-            getter.grant();
-        }
+        while (!getters_.empty() && !items_.empty())
+            hand(items_.pop());
         while (!putters_.empty() && !full()) {
             ++reserved_;
             putters_.pop_front().grant();
         }
+    }
+
+    // Gives `item` to the first waiting getter, which then carries it until it runs.
+    void hand(T item) {
+        auto& getter = static_cast<Get&>(getters_.pop_front());
+        getter.item_.emplace(std::move(item));
+        handed_.push_back(getter);
+        getter.grant();
+    }
+
+    // An item left the queue's count against maxsize: a waiting putter may have its slot.
+    void slot_freed() {
+        if (!putters_.empty())
+            balance();
     }
 
     // A getter that will not use its item puts it back first in line.
