@@ -92,18 +92,22 @@ class Depot {
         return {static_cast<std::byte*>(memory), size};
     }
 
-    /// Moves the depot's free blocks of class `c` to the caller; nullptr if there are none.
+    /// Moves one list of free blocks of class `c` (given by an exited thread) to the caller;
+    /// nullptr if there is none.
     FreeBlock* take(std::size_t c, std::size_t& count) {
         std::lock_guard lock(mutex_);
-        count = std::exchange(counts_[c], 0);
-        return std::exchange(heads_[c], nullptr);
+        if (lists_[c].empty())
+            return nullptr;
+        auto [head, n] = lists_[c].back();
+        lists_[c].pop_back();
+        count = n;
+        return head;
     }
 
-    void give(std::size_t c, FreeBlock* head, FreeBlock* tail, std::size_t count) {
+    /// Keeps a list of `count` free blocks of class `c` for other threads.
+    void give(std::size_t c, FreeBlock* head, std::size_t count) {
         std::lock_guard lock(mutex_);
-        tail->next = heads_[c];
-        heads_[c] = head;
-        counts_[c] += count;
+        lists_[c].emplace_back(head, count);
     }
 
   private:
@@ -127,8 +131,7 @@ class Depot {
     std::mutex mutex_;
     std::size_t chunks_taken_ = 0;
     std::vector<void*> chunks_;
-    std::array<FreeBlock*, class_count> heads_{};
-    std::array<std::size_t, class_count> counts_{};
+    std::array<std::vector<std::pair<FreeBlock*, std::size_t>>, class_count> lists_;
 };
 
 // Never destroyed: frames may be freed by static destructors after every thread is gone.
@@ -147,24 +150,16 @@ struct ThreadCache {
 
     ~ThreadCache() {
         alive = false;
-        // The blocks stay in use by other threads through the depot.
-        for (std::size_t c = 0; c < class_count; ++c) {
-            FreeBlock* head = heads[c];
-            if (head == nullptr)
-                continue;
-            FreeBlock* tail = head;
-            while (tail->next != nullptr)
-                tail = tail->next;
-            depot().give(c, head, tail, counts[c]);
-            heads[c] = nullptr;
-        }
         // The uncarved rest of the chunk is cut into blocks of the smallest class.
-        std::size_t size = class_size(0);
-        while (bump != nullptr && bump + size <= bump_end) {
-            auto* block = new (bump) FreeBlock{nullptr};
-            depot().give(0, block, block, 1);
-            bump += size;
+        while (bump != nullptr && bump + class_size(0) <= bump_end) {
+            heads[0] = new (bump) FreeBlock{heads[0]};
+            ++counts[0];
+            bump += class_size(0);
         }
+        // The blocks stay in use by other threads through the depot.
+        for (std::size_t c = 0; c < class_count; ++c)
+            if (heads[c] != nullptr)
+                depot().give(c, std::exchange(heads[c], nullptr), counts[c]);
     }
 
     void* refill(std::size_t c) {
@@ -219,8 +214,7 @@ void deallocate_frame(void* block, std::size_t size) noexcept {
     }
     ThreadCache& local = cache;
     if (!local.alive) [[unlikely]] {
-        auto* free = new (block) FreeBlock{nullptr};
-        depot().give(c, free, free, 1);
+        depot().give(c, new (block) FreeBlock{nullptr}, 1);
         return;
     }
     local.heads[c] = new (block) FreeBlock{local.heads[c]};

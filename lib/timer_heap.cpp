@@ -122,7 +122,7 @@ void TimerHeap::pop_top() noexcept {
 
 void TimerHeap::free_slot(std::uint32_t slot) noexcept {
     targets_[slot].next_free = free_head_;
-    ++generations_[slot];
+    generations_[slot] = static_cast<std::uint16_t>(generations_[slot] + 1);
     free_head_ = slot;
 }
 

@@ -1,7 +1,7 @@
 // TimerHeap: the loop's timers, a binary min-heap on (deadline, sequence number) whose entries
 // name a slot; the slot holds the target (a task or a Runnable). Cancelling empties the slot
 // (O(1), no heap search); cancelled entries are dropped when they reach the top, or all at once
-// by housekeeping(). A timer costs 16 bytes of heap entry and 12 of slot.
+// by housekeeping(). A timer costs 16 bytes of heap entry and 10 of slot.
 // Thread safety: loop thread only. Steady state allocates nothing.
 #pragma once
 
@@ -14,8 +14,9 @@
 
 namespace ringlet::detail {
 
-/// Names a scheduled timer; stays safe to cancel after the timer fired (generation check).
-/// The default value names no timer.
+/// Names a scheduled timer; stays safe to cancel after the timer fired (generation check: a
+/// slot is reused 65,536 times before a generation repeats, while a TimerId is only ever kept
+/// by the one wait or callback it belongs to). The default value names no timer.
 struct TimerId {
     std::uint32_t slot = UINT32_MAX;
     std::uint32_t generation = 0;
@@ -84,7 +85,7 @@ class TimerHeap {
 
     PodArray<Entry> heap_;
     PodArray<SlotTarget> targets_;           // by slot
-    PodArray<std::uint32_t> generations_;     // by slot
+    PodArray<std::uint16_t> generations_;     // by slot
     std::uint32_t free_head_ = UINT32_MAX;
     std::uint32_t next_sequence_ = 0;
     std::size_t cancelled_ = 0;
