@@ -3,7 +3,6 @@
 // greenlets, switching to oneself, destruction of a suspended greenlet, and body forms.
 #include "support.hpp"
 
-#include <any>
 #include <memory>
 #include <ringlet/greenlet.hpp>
 #include <stdexcept>
@@ -212,25 +211,26 @@ TEST_CASE("destroying a suspended greenlet destroys its frame: its destructors r
     CHECK(log.empty());
 }
 
-TEST_CASE("Greenlet passes any copyable value as std::any, as Python's greenlet", "[greenlet]") {
+TEST_CASE("Greenlet passes any copyable value as a GreenletValue, as Python's greenlet",
+          "[greenlet]") {
     Greenlet* g2_ptr = nullptr;
-    Greenlet g1([&](Greenlet&, std::any v) -> GreenletBody {
-        CHECK(std::any_cast<std::string>(v) == "hello");
-        std::any reply = co_await g2_ptr->switch_to(42);
-        CHECK(std::any_cast<double>(reply) == 2.5);
+    Greenlet g1([&](Greenlet&, ringlet::GreenletValue v) -> GreenletBody {
+        CHECK(ringlet::greenlet_cast<std::string>(v) == "hello");
+        ringlet::GreenletValue reply = co_await g2_ptr->switch_to(42);
+        CHECK(ringlet::greenlet_cast<double>(reply) == 2.5);
         co_return std::string("done");
     });
-    Greenlet g2([&](std::any v) -> GreenletBody {
-        CHECK(std::any_cast<int>(v) == 42);
+    Greenlet g2([&](ringlet::GreenletValue v) -> GreenletBody {
+        CHECK(ringlet::greenlet_cast<int>(v) == 42);
         co_await g1.switch_to(2.5);
         co_return {};
     });
     g2_ptr = &g2;
-    std::any result = g1.switch_to(std::string("hello")).get();
-    CHECK(std::any_cast<std::string>(result) == "done");
-    // switch_to() without a value passes an empty std::any (Python's switch()).
-    Greenlet g3([](std::any v) -> GreenletBody { co_return v.has_value(); });
-    CHECK(std::any_cast<bool>(g3.switch_to().get()) == false);
+    ringlet::GreenletValue result = g1.switch_to(std::string("hello")).get();
+    CHECK(ringlet::greenlet_cast<std::string>(result) == "done");
+    // switch_to() without a value passes an empty value (Python's switch()).
+    Greenlet g3([](ringlet::GreenletValue v) -> GreenletBody { co_return v.has_value(); });
+    CHECK(ringlet::greenlet_cast<bool>(g3.switch_to().get()) == false);
 }
 
 TEST_CASE("BasicGreenlet<T> moves its values: move-only types are passed without copies",

@@ -6,14 +6,15 @@
 // used on one thread. Frames come from the per-thread frame allocator.
 //
 // Value type: BasicGreenlet<T> passes values of type T (moved, never copied, no allocation);
-// greenlets that switch to each other share T. `Greenlet` is BasicGreenlet<std::any>, Python's
-// "anything goes" (std::any keeps small trivially movable values such as int in place, but a
-// large or throwing-move value allocates when wrapped); pick a concrete T for speed and typing.
+// greenlets that switch to each other share T. `Greenlet` is BasicGreenlet<GreenletValue>,
+// Python's "anything goes": a value of any copyable type, read with greenlet_cast<T> (small
+// trivially copyable values are stored inline, others allocate when wrapped); pick a concrete T
+// for typing.
 #pragma once
 
 #include "ringlet/detail/frame_allocator.hpp"
+#include "ringlet/greenlet_value.hpp"
 
-#include <any>
 #include <cassert>
 #include <concepts>
 #include <coroutine>
@@ -370,9 +371,9 @@ class BasicGreenlet {
     phase phase_ = phase::not_started;
 };
 
-/// Python's greenlet: values of any copyable type, as std::any.
-using Greenlet = BasicGreenlet<std::any>;
-/// The return type of a Greenlet body: `[](Greenlet& self, std::any v) -> GreenletBody {...}`.
+/// Python's greenlet: values of any copyable type, as GreenletValue.
+using Greenlet = BasicGreenlet<GreenletValue>;
+/// The return type of a Greenlet body: `[](Greenlet& self, GreenletValue v) -> GreenletBody {...}`.
 using GreenletBody = Greenlet::Body;
 
 } // namespace ringlet
