@@ -3,10 +3,9 @@
 //   spawn       4 rounds, in one loop, of spawn() of N detached trivial tasks until all ran:
 //               spawn_cold_ns (round 1: first touch of the frames' memory) and spawn_ns (median of
 //               rounds 2-4: steady state)
-//   sleep       N detached tasks each in sleep(1 s) (again, until all N have started; N and the
-//               counters are globals), spawned in batches of 1,000 with a yield between batches:
-//               (VmHWM after - VmRSS before) / N, sleep_bytes, and how many slept at once,
-//               sleep_peak_alive
+//   sleep       N detached tasks each in sleep(1 h), spawned in batches of 1,000 with a yield
+//               between batches, measured once all N sleep: (VmHWM after - VmRSS before) / N,
+//               sleep_bytes, and how many slept at once, sleep_peak_alive
 //   queue       two tasks ping-ponging through two Queue<int>(1): queue_switch_ns
 //   call_later  N call_later(1 h), 9 in 10 cancelled, one loop iteration: call_later_ns, and the
 //               timer heap's entries after it, call_later_heap_after (cancelled ones included
@@ -77,31 +76,27 @@ ringlet::Task<> spawn_rounds(std::size_t n) {
     result("spawn_ns", warm[1]);
 }
 
-// Globals, so that a sleeper's frame holds nothing but the task and its sleep.
-std::size_t sleepers = 0, started = 0, alive = 0, peak_alive = 0;
+std::size_t started = 0; // a global: a sleeper's frame holds nothing but the task and its sleep
 
 ringlet::Task<> sleeper() {
     ++started;
-    peak_alive = std::max(peak_alive, ++alive);
-    do
-        co_await ringlet::sleep(1s);
-    while (started < sleepers); // all N must sleep at once
-    --alive;
+    co_await ringlet::sleep(1h); // none wakes while the others start
 }
 
 ringlet::Task<> sleeping_bytes(std::size_t n) {
-    sleepers = n;
     long before = status_bytes("VmRSS");
     for (std::size_t i = 0; i < n; ++i) {
         ringlet::spawn(sleeper());
         if (i % 1000 == 999)
             co_await ringlet::yield_now(); // the batch starts: the ready queue stays short
     }
-    while (started < n || alive > 0)
-        co_await ringlet::sleep(10ms);
+    while (started < n)
+        co_await ringlet::yield_now();
     result("sleep_bytes", static_cast<double>(status_bytes("VmHWM") - before) /
                               static_cast<double>(n));
-    result("sleep_peak_alive", static_cast<double>(peak_alive));
+    result("sleep_peak_alive", static_cast<double>(started));
+    std::fflush(stdout);
+    std::_Exit(0); // N tasks asleep for an hour: measured, nothing to wait for
 }
 
 ringlet::Task<int> leaf(int x) {

@@ -4,8 +4,8 @@
 One measurement per process, printed as `RESULT <metric> <value>` lines:
   spawn       4 rounds, on one loop, of N loop.create_task() of a trivial coroutine until all
               completed: round 1 (fresh memory): spawn_cold_ns, median of rounds 2-4: spawn_ns
-  sleep       N tasks each in asyncio.sleep(1) (again, until all N were started), created in
-              batches of 1,000 with one sleep(0) between: peak RSS growth per task:
+  sleep       N tasks each in asyncio.sleep(3600), created in batches of 1,000 with one
+              sleep(0) between, measured once all N sleep: peak RSS growth per task:
               sleep_bytes, and how many slept at once: sleep_peak_alive
   queue       two tasks ping-ponging through two asyncio.Queue(1): queue_switch_ns
   greenlet    no greenlets in asyncio: a generator's send() instead, two switches per send
@@ -17,6 +17,7 @@ Usage: asyncio_tasks.py METRIC N [--uvloop]
 """
 import argparse
 import asyncio
+import os
 import statistics
 import time
 
@@ -61,20 +62,12 @@ async def spawn(n):
 
 async def sleep(n):
     loop = asyncio.get_running_loop()
-    started = alive = peak = 0
-    finished = loop.create_future()
+    started = 0
 
     async def sleeper():
-        nonlocal started, alive, peak
+        nonlocal started
         started += 1
-        alive += 1
-        peak = max(peak, alive)
-        await asyncio.sleep(1)
-        while started < n:  # as in every peer: all N must sleep at once
-            await asyncio.sleep(1)
-        alive -= 1
-        if alive == 0:
-            finished.set_result(None)
+        await asyncio.sleep(3600)  # none wakes while the others start
 
     before = status_kib("VmRSS")
     # Pending tasks are referenced by the loop (ready queue, then their timer): no list needed.
@@ -82,9 +75,11 @@ async def sleep(n):
         loop.create_task(sleeper())
         if i % SLEEP_BATCH == SLEEP_BATCH - 1:
             await asyncio.sleep(0)  # one loop iteration: this batch runs to its first sleep
-    await finished
+    while started < n:
+        await asyncio.sleep(0)
     result("sleep_bytes", (status_kib("VmHWM") - before) * 1024 / n)
-    result("sleep_peak_alive", peak)
+    result("sleep_peak_alive", started)
+    os._exit(0)  # N tasks asleep for an hour: measured, nothing to wait for
 
 
 async def queue(n):
