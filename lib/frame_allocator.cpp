@@ -113,8 +113,8 @@ class Depot {
   private:
     static void* map_huge(std::size_t size) {
         // Twice the size, then trimmed, for an address aligned to a huge page.
-        void* raw = ::mmap(nullptr, 2 * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                           -1, 0);
+        void* raw =
+            ::mmap(nullptr, 2 * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (raw == MAP_FAILED)
             throw std::bad_alloc();
         auto start = reinterpret_cast<std::uintptr_t>(raw);

@@ -28,8 +28,8 @@ void* grow_pod_storage(void* old, std::size_t used, std::size_t old_capacity,
             throw std::bad_alloc();
         return moved;
     }
-    void* mapped = ::mmap(nullptr, new_capacity, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* mapped =
+        ::mmap(nullptr, new_capacity, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mapped == MAP_FAILED)
         throw std::bad_alloc();
     if (used > 0)

@@ -64,7 +64,7 @@ class Ring final : public IoBackend {
     ReadyQueue& ready_;
     std::size_t in_flight_ = 0;
     bool defer_taskrun_ = false;
-    bool taskrun_flag_ = false; // the kernel flags IORING_SQ_TASKRUN (see submit_and_wait)
+    bool taskrun_flag_ = false;  // the kernel flags IORING_SQ_TASKRUN (see submit_and_wait)
     bool wake_messages_ = false; // sends and receives IORING_OP_MSG_RING wake-ups
     CompletionSink* wake_sink_ = nullptr;
     BufferPool* recv_pool_ = nullptr; // created by the first recv_pool()

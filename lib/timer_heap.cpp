@@ -127,7 +127,8 @@ void TimerHeap::free_slot(std::uint32_t slot) noexcept {
 }
 
 void TimerHeap::renumber() noexcept {
-    std::sort(heap_.begin(), heap_.end(), [](const Entry& a, const Entry& b) { return later(b, a); });
+    std::sort(heap_.begin(), heap_.end(),
+              [](const Entry& a, const Entry& b) { return later(b, a); });
     std::uint32_t sequence = 0;
     for (Entry& e : heap_)
         e.sequence = sequence++;

@@ -57,8 +57,8 @@ TEST_CASE("frame free lists are LIFO per size class") {
 }
 
 TEST_CASE("frame allocations of every size class and above 2 KiB work and are fully usable") {
-    for (std::size_t size : {1u, 16u, 17u, 512u, 513u, 1024u, 1025u, 2048u, 2049u, 4096u,
-                             100'000u}) {
+    for (std::size_t size :
+         {1u, 16u, 17u, 512u, 513u, 1024u, 1025u, 2048u, 2049u, 4096u, 100'000u}) {
         auto* p = static_cast<unsigned char*>(allocate_frame(size));
         REQUIRE(p != nullptr);
         std::memset(p, 0x5a, size);

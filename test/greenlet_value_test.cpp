@@ -61,8 +61,7 @@ TEST_CASE("GreenletValue holds small trivial values and heap values of any copya
     CHECK(greenlet_cast<std::string>(s) == "changed");
 }
 
-TEST_CASE("GreenletValue copies are independent and moves leave the source empty",
-          "[greenlet]") {
+TEST_CASE("GreenletValue copies are independent and moves leave the source empty", "[greenlet]") {
     Counted::live = 0;
     {
         GreenletValue a = Counted("a");

@@ -218,9 +218,8 @@ TEST_CASE("timer heap clear hands every live target over and forgets the cancell
     heap.schedule(t0, &d[3]);
     heap.cancel(b);
     std::vector<int> handed;
-    heap.clear([&](ringlet::detail::Ready r) {
-        handed.push_back(static_cast<Dummy*>(r.runnable())->id);
-    });
+    heap.clear(
+        [&](ringlet::detail::Ready r) { handed.push_back(static_cast<Dummy*>(r.runnable())->id); });
     std::sort(handed.begin(), handed.end());
     CHECK(handed == std::vector<int>{0, 2, 3});
     CHECK(heap.size() == 0);

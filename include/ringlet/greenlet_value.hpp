@@ -34,7 +34,7 @@ class GreenletValue {
     /// Throws: what T's copy or move throws; std::bad_alloc for a value stored on the heap.
     template <class U, class T = std::decay_t<U>>
     requires(!std::is_same_v<T, GreenletValue> && std::is_copy_constructible_v<T>)
-    GreenletValue(U&& value) { // NOLINT: implicit, as std::any's
+        GreenletValue(U&& value) { // NOLINT: implicit, as std::any's
         construct<T>(std::forward<U>(value));
     }
 
@@ -72,8 +72,7 @@ class GreenletValue {
     }
     /// Replaces the value held by a T made from `args`.
     template <class T, class... Args>
-    requires std::is_copy_constructible_v<T>
-    T& emplace(Args&&... args) {
+    requires std::is_copy_constructible_v<T> T& emplace(Args&&... args) {
         reset();
         construct<T>(std::forward<Args>(args)...);
         return *get<T>();
@@ -109,9 +108,9 @@ class GreenletValue {
         delete value.template get<T>();
     }
     template <class T>
-    static constexpr Handler handler_for = stored_inline<T>
-                                               ? Handler{&type_of<T>, nullptr, nullptr}
-                                               : Handler{&type_of<T>, &copy_heap<T>, &destroy_heap<T>};
+    static constexpr Handler handler_for =
+        stored_inline<T> ? Handler{&type_of<T>, nullptr, nullptr}
+                         : Handler{&type_of<T>, &copy_heap<T>, &destroy_heap<T>};
 
     template <class T, class... Args>
     void construct(Args&&... args) {
@@ -142,7 +141,8 @@ class GreenletValue {
     template <class T>
     bool holds() const noexcept {
         // The handler identifies T; across shared libraries it may be another copy of it.
-        return handler_ == &handler_for<T> || (handler_ != nullptr && handler_->type() == typeid(T));
+        return handler_ == &handler_for<T> ||
+               (handler_ != nullptr && handler_->type() == typeid(T));
     }
 
     alignas(void*) std::array<std::byte, inline_size> storage_{};

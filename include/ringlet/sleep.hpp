@@ -35,9 +35,9 @@ class SleepAwaiter {
             timer_ = TimerId{};
         } else {
             EventLoop::time_point now = loop.time();
-            EventLoop::time_point deadline =
-                Until ? EventLoop::time_point(EventLoop::duration(ticks))
-                      : now + EventLoop::duration(ticks);
+            EventLoop::time_point deadline = Until
+                                                 ? EventLoop::time_point(EventLoop::duration(ticks))
+                                                 : now + EventLoop::duration(ticks);
             if (deadline <= now) {
                 loop.ready_queue().push(task);
                 timer_ = TimerId{};

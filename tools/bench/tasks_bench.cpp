@@ -92,8 +92,8 @@ ringlet::Task<> sleeping_bytes(std::size_t n) {
     }
     while (started < n)
         co_await ringlet::yield_now();
-    result("sleep_bytes", static_cast<double>(status_bytes("VmHWM") - before) /
-                              static_cast<double>(n));
+    result("sleep_bytes",
+           static_cast<double>(status_bytes("VmHWM") - before) / static_cast<double>(n));
     result("sleep_peak_alive", static_cast<double>(started));
     std::fflush(stdout);
     std::_Exit(0); // N tasks asleep for an hour: measured, nothing to wait for
@@ -173,8 +173,8 @@ int main(int argc, char** argv) {
     char* end = nullptr;
     std::size_t n = std::strtoul(argv[1], &end, 10);
     if (n == 0 || *end != '\0') {
-        std::fprintf(stderr, "tasks_bench: N must be a positive integer, got '%s'\n%s\n",
-                     argv[1], usage);
+        std::fprintf(stderr, "tasks_bench: N must be a positive integer, got '%s'\n%s\n", argv[1],
+                     usage);
         return 2;
     }
     std::string_view what = argv[2];

@@ -84,8 +84,8 @@ class TimerHeap {
     void renumber() noexcept;
 
     PodArray<Entry> heap_;
-    PodArray<SlotTarget> targets_;           // by slot
-    PodArray<std::uint16_t> generations_;     // by slot
+    PodArray<SlotTarget> targets_;        // by slot
+    PodArray<std::uint16_t> generations_; // by slot
     std::uint32_t free_head_ = UINT32_MAX;
     std::uint32_t next_sequence_ = 0;
     std::size_t cancelled_ = 0;

@@ -11,9 +11,9 @@
 #include <algorithm>
 #include <coroutine>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <new>
-#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -72,7 +72,9 @@ class FifoItems {
         alignas(T) std::byte bytes[sizeof(T)];
     };
     std::size_t capacity() const noexcept { return slots_ ? mask_ + 1 : 0; }
-    T* slot(std::size_t i) noexcept { return std::launder(reinterpret_cast<T*>(&slots_[i & mask_])); }
+    T* slot(std::size_t i) noexcept {
+        return std::launder(reinterpret_cast<T*>(&slots_[i & mask_]));
+    }
     void grow() {
         std::size_t capacity = slots_ ? 2 * (mask_ + 1) : 4;
         Slot* bigger = std::allocator<Slot>().allocate(capacity);

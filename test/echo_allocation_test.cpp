@@ -1,0 +1,130 @@
+// Issue 6's "no allocation on the steady-state echo path", proved with a counting global
+// operator new: once warm, echoing messages over TCP (the server through recv_buffer() and
+// send_all(), the clients through recv() and send_all()) calls operator new for nothing but the
+// send_all coroutine frames, and those only where frames are not pooled (AddressSanitizer builds,
+// where every frame comes from operator new so that ASan sees it).
+#include "support.hpp"
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdlib>
+#include <new>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+// Counted only while `counting` is on, so that the rest of the test binary is not slowed.
+std::atomic<bool> counting{false};
+std::atomic<std::size_t> allocations{0};
+
+void* counted(std::size_t size) {
+    if (counting.load(std::memory_order_relaxed))
+        allocations.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(size == 0 ? 1 : size))
+        return p;
+    throw std::bad_alloc();
+}
+
+} // namespace
+
+void* operator new(std::size_t size) {
+    return counted(size);
+}
+void* operator new[](std::size_t size) {
+    return counted(size);
+}
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+    std::free(p);
+}
+
+namespace {
+
+using namespace ringlet::test;
+using ringlet::Address;
+using ringlet::RecvBuffer;
+using ringlet::Task;
+using ringlet::TcpListener;
+using ringlet::TcpStream;
+
+constexpr std::size_t message_size = 64;
+constexpr std::size_t clients = 8;
+
+Task<> echo(TcpStream stream) {
+    for (;;) {
+        RecvBuffer data = co_await stream.recv_buffer();
+        if (data.empty())
+            break;
+        co_await stream.send_all(data.bytes());
+    }
+}
+
+Task<> serve(TcpListener& listener) {
+    for (std::size_t i = 0; i < clients; ++i)
+        ringlet::spawn(echo(co_await listener.accept()));
+}
+
+/// Sends `count` messages one at a time and checks each echo; counts the bytes verified.
+Task<> client(Address server, std::size_t warm_up, std::size_t count, std::size_t& verified,
+              std::size_t& warm) {
+    TcpStream stream = co_await TcpStream::connect(server);
+    std::array<std::byte, message_size> out{}, in{};
+    for (std::size_t i = 0; i < warm_up + count; ++i) {
+        for (std::size_t b = 0; b < message_size; ++b)
+            out[b] = static_cast<std::byte>(i + b);
+        co_await stream.send_all(out);
+        std::size_t got = 0;
+        while (got < message_size) {
+            std::size_t n = co_await stream.recv(std::span(in).subspan(got));
+            if (n == 0)
+                co_return;
+            got += n;
+        }
+        if (in == out)
+            verified += message_size;
+        if (i + 1 == warm_up)
+            ++warm; // this client is warm; the last one to get here starts the count
+        if (warm == clients && i + 1 == warm_up)
+            counting = true;
+    }
+}
+
+} // namespace
+
+TEST_CASE("the steady-state echo path allocates nothing", "[net][recv_buffer]") {
+    constexpr std::size_t warm_up = 200;
+    constexpr std::size_t count = 1000;
+    std::size_t verified = 0, warm = 0;
+    allocations = 0;
+    run_real([&]() -> Task<> {
+        TcpListener listener = TcpListener::bind(Address::parse("127.0.0.1:0"));
+        auto server = ringlet::spawn(serve(listener));
+        std::vector<Task<>> tasks;
+        for (std::size_t i = 0; i < clients; ++i)
+            tasks.push_back(client(listener.local_address(), warm_up, count, verified, warm));
+        co_await ringlet::wait_for(ringlet::gather(std::move(tasks)), 60s);
+        counting = false;
+        co_await server;
+    }());
+    counting = false;
+    CHECK(verified == clients * (warm_up + count) * message_size);
+    // Each echoed message runs two send_all coroutines (the client's and the server's); the
+    // messages counted are those every client sent after the last one warmed up, at least
+    // count - warm_up per client, at most count.
+    if (ringlet::detail::frame_pooling()) {
+        CHECK(allocations == 0);
+    } else {
+        CHECK(allocations >= 2 * clients * (count - warm_up));
+        CHECK(allocations <= 2 * clients * count);
+    }
+}
