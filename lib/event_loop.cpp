@@ -578,6 +578,7 @@ LoopStats EventLoop::stats() const noexcept {
     s.live_tasks = tasks_.unfinished();
     std::size_t armed = static_cast<detail::InboxReader&>(*inbox_reader_).armed() ? 1 : 0;
     s.io_in_flight = io_->in_flight() - armed;
+    s.kernel_entries = io_->kernel_entries();
     if (const detail::BufferPool* pool = io_->recv_pool_if_created()) {
         s.recv_buffers = pool->ring_buffers();
         s.recv_buffers_lent = pool->lent();

@@ -195,6 +195,7 @@ io_uring_sqe* Ring::next_sqe() {
     while (sqe == nullptr) {
         // SQ full: hand the queued SQEs to the kernel and take a fresh slot.
         int rc = io_uring_submit(&ring_);
+        ++kernel_entries_;
         if (rc == -EBUSY) // CQ backlog (NODROP): make room by reaping first
             reap();
         else if (rc < 0 && rc != -EINTR)
@@ -344,6 +345,7 @@ void Ring::send_wake(IoOp& op, int target_fd) {
     // this loop stops, and the target would then not hear of it until we run again. An error
     // leaves the SQE queued; the next wait submits it.
     int rc = io_uring_submit(&ring_);
+    ++kernel_entries_;
     if (rc == -EBUSY)
         reap(); // room for the next attempt; the SQE stays queued
 }
@@ -355,10 +357,12 @@ std::size_t Ring::submit_and_wait(std::chrono::nanoseconds timeout) {
         // is something to submit or the kernel holds completions back until we do (task work
         // that DEFER_TASKRUN and COOP_TASKRUN run on entry, or an overflowed CQ). Without
         // TASKRUN_FLAG a DEFER_TASKRUN ring cannot tell: enter whenever anything is in flight.
-        if (io_uring_sq_ready(&ring_) > 0 || must_enter_for_completions())
+        if (io_uring_sq_ready(&ring_) > 0 || must_enter_for_completions()) {
             rc = io_uring_submit_and_get_events(&ring_);
-        else
+            ++kernel_entries_;
+        } else {
             rc = 0;
+        }
     } else {
         __kernel_timespec ts{};
         __kernel_timespec* tsp = nullptr;
@@ -369,6 +373,7 @@ std::size_t Ring::submit_and_wait(std::chrono::nanoseconds timeout) {
         }
         io_uring_cqe* cqe = nullptr;
         rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, tsp, nullptr);
+        ++kernel_entries_;
     }
     // -ETIME: timeout; -EINTR: a signal, the next iteration waits again; -EBUSY: the CQ is
     // backed up, reaping below makes room and the next iteration resubmits.

@@ -49,6 +49,7 @@ class Ring final : public IoBackend {
     void set_wake_sink(CompletionSink* sink) noexcept override { wake_sink_ = sink; }
     std::size_t submit_and_wait(std::chrono::nanoseconds timeout) override;
     std::size_t in_flight() const noexcept override { return in_flight_; }
+    std::uint64_t kernel_entries() const noexcept override { return kernel_entries_; }
     const char* describe() const noexcept override { return description_; }
 
     /// A free SQE, submitting what is queued first if the SQ is full.
@@ -63,6 +64,7 @@ class Ring final : public IoBackend {
     io_uring ring_{};
     ReadyQueue& ready_;
     std::size_t in_flight_ = 0;
+    std::uint64_t kernel_entries_ = 0;
     bool defer_taskrun_ = false;
     bool taskrun_flag_ = false;  // the kernel flags IORING_SQ_TASKRUN (see submit_and_wait)
     bool wake_messages_ = false; // sends and receives IORING_OP_MSG_RING wake-ups

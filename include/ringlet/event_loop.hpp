@@ -77,6 +77,7 @@ struct LoopStats {
     std::uint64_t iterations = 0;
     std::uint64_t handles_run = 0;
     std::uint64_t completions = 0;
+    std::uint64_t kernel_entries = 0; ///< io_uring_enter calls: one per wait or early submission
     std::uint64_t timers_scheduled = 0;
     std::uint64_t timers_cancelled = 0;
     std::size_t timers_pending = 0;  ///< scheduled, neither fired nor cancelled

@@ -104,6 +104,8 @@ class IoBackend {
 
     /// Operations queued or in the kernel, not yet reaped.
     virtual std::size_t in_flight() const noexcept = 0;
+    /// System calls into the kernel so far (LoopStats::kernel_entries).
+    virtual std::uint64_t kernel_entries() const noexcept = 0;
     /// "io_uring (SINGLE_ISSUER|DEFER_TASKRUN)" and the like.
     virtual const char* describe() const noexcept = 0;
 };
