@@ -306,3 +306,27 @@ TEST_CASE("switch_to from a ringlet Task acts as from plain code", "[greenlet]")
     }());
     CHECK(result == 21);
 }
+
+TEST_CASE("switch_to an lvalue sends a copy, switch_to an rvalue moves the value when it switches",
+          "[greenlet]") {
+    using StrGreenlet = BasicGreenlet<std::string>;
+    std::vector<std::string> seen;
+    StrGreenlet* echo_ptr = nullptr;
+    StrGreenlet sender([&](std::string) -> StrGreenlet::Body {
+        std::string kept = "kept";
+        seen.push_back(co_await echo_ptr->switch_to(kept)); // a copy goes
+        seen.push_back(kept);                               // still here
+        std::string moved = "moved";
+        seen.push_back(co_await echo_ptr->switch_to(std::move(moved)));
+        seen.push_back(moved.empty() ? "(moved from)" : moved);
+        co_return "end";
+    });
+    StrGreenlet echo([&](std::string first) -> StrGreenlet::Body {
+        std::string v = std::move(first);
+        for (;;)
+            v = co_await sender.switch_to(v + "!");
+    });
+    echo_ptr = &echo;
+    CHECK(sender.switch_to(std::string()).get() == "end");
+    CHECK(seen == std::vector<std::string>{"kept!", "kept", "moved!", "(moved from)"});
+}

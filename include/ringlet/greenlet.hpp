@@ -140,7 +140,7 @@ class GreenletSwitch {
         if (state_ != state::done)
             throw std::logic_error("GreenletSwitch::get() on a switch made inside a greenlet: "
                                    "co_await it instead");
-        return std::move(value_);
+        return std::move(*value_);
     }
 
     /// What `co_await` uses (by reference: a switch is neither copied nor moved).
@@ -158,10 +158,18 @@ class GreenletSwitch {
     friend class BasicGreenlet<T>;
     enum class state : unsigned char { done, pending, suspended };
     struct done_tag {};
+    struct copy_tag {};
 
-    GreenletSwitch(done_tag, T&& value) : value_(std::move(value)), state_(state::done) {}
-    GreenletSwitch(BasicGreenlet<T>& target, T&& value)
-        : target_(&target), value_(std::move(value)), state_(state::pending) {}
+    // A switch is never moved (returned as a prvalue, awaited by reference): value_ may point
+    // into owned_.
+    GreenletSwitch(done_tag, T&& value)
+        : owned_(std::move(value)), value_(&*owned_), state_(state::done) {}
+    /// Refers to the caller's value, moved only when the switch happens (one move fewer).
+    GreenletSwitch(BasicGreenlet<T>& target, T& value)
+        : target_(&target), value_(&value), state_(state::pending) {}
+    /// Owns a copy of the value (switch_to(const T&), switch_to()).
+    GreenletSwitch(BasicGreenlet<T>& target, copy_tag, T&& value)
+        : target_(&target), owned_(std::move(value)), value_(&*owned_), state_(state::pending) {}
 
     bool await_ready() {
         if (state_ == state::done)
@@ -172,16 +180,17 @@ class GreenletSwitch {
         return target_->prepare_slow(*this);
     }
     std::coroutine_handle<> await_suspend(std::coroutine_handle<>) noexcept {
-        return target_->enter(&value_);
+        return target_->enter(value_);
     }
     T await_resume() {
         if (state_ == state::done)
-            return std::move(value_);
+            return std::move(*value_);
         return BasicGreenlet<T>::running_->take_inbox(); // the resumed greenlet is running
     }
 
     BasicGreenlet<T>* target_ = nullptr;
-    T value_; // the value sent; for a finished switch, the value received
+    std::optional<T> owned_; // a copy to send, or a finished switch's value
+    T* value_;               // the value sent; for a finished switch, the value received
     state state_;
 };
 
@@ -229,14 +238,28 @@ class BasicGreenlet {
     /// control comes back to main; get() is the value passed.
     /// Throws: std::logic_error if this greenlet is dead; from plain code, the exception of a
     /// greenlet whose parent is main. Allocates only when it starts the body (its frame).
+    /// Lifetime: inside a body, `value` is moved when the switch happens: it must live until the
+    /// switch is co_awaited, as it does in `co_await g.switch_to(std::move(v))` or
+    /// `co_await g.switch_to(T(...))`.
     Switch switch_to(T&& value) {
         if (running_ != nullptr) [[likely]]
-            return Switch(*this, std::move(value));
+            return Switch(*this, value);
         return switch_from_main(value);
     }
-    Switch switch_to(const T& value) { return switch_to(T(value)); }
+    /// switch_to() of a copy of `value` (the switch keeps the copy).
+    Switch switch_to(const T& value) {
+        if (running_ != nullptr)
+            return Switch(*this, typename Switch::copy_tag{}, T(value));
+        T copy(value);
+        return switch_from_main(copy);
+    }
     /// switch_to(T{}) (Python's switch() without arguments).
-    Switch switch_to() requires std::default_initializable<T> { return switch_to(T{}); }
+    Switch switch_to() requires std::default_initializable<T> {
+        if (running_ != nullptr)
+            return Switch(*this, typename Switch::copy_tag{}, T{});
+        T empty{};
+        return switch_from_main(empty);
+    }
 
     /// True once the body has been started (always for main).
     bool started() const noexcept { return phase_ != phase::not_started; }
@@ -309,7 +332,7 @@ class BasicGreenlet {
             return true;
         }
         try {
-            prepare_to_enter(s.value_);
+            prepare_to_enter(*s.value_);
         } catch (...) {
             s.state_ = Switch::state::done;
             throw;

@@ -2,12 +2,12 @@
 // greenlet passes any object), read back with greenlet_cast<T>, like std::any and any_cast.
 // Unlike std::any it moves without a call: a small trivially copyable value (a number, a
 // pointer, a struct of up to 24 bytes) is stored inline, anything else on the heap, and either
-// way a move copies the 32 bytes of the object itself. A switch moves its value twice.
+// way a move copies the 32 bytes of the object itself.
 // Thread safety: as for any value type.
 #pragma once
 
-#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <new>
 #include <type_traits>
@@ -38,12 +38,16 @@ class GreenletValue {
         construct<T>(std::forward<U>(value));
     }
 
-    GreenletValue(const GreenletValue& other) : storage_(other.storage_), handler_(other.handler_) {
-        if (handler_ != nullptr && handler_->copy != nullptr)
-            handler_->copy(other, *this);
+    GreenletValue(const GreenletValue& other) {
+        if (other.handler_ & heap_bit)
+            other.handler()->copy(other, *this);
+        else
+            take_bytes(other);
     }
-    GreenletValue(GreenletValue&& other) noexcept
-        : storage_(other.storage_), handler_(std::exchange(other.handler_, nullptr)) {}
+    GreenletValue(GreenletValue&& other) noexcept {
+        take_bytes(other);
+        other.handler_ = 0;
+    }
     GreenletValue& operator=(const GreenletValue& other) {
         if (this != &other)
             *this = GreenletValue(other);
@@ -52,23 +56,23 @@ class GreenletValue {
     GreenletValue& operator=(GreenletValue&& other) noexcept {
         if (this != &other) {
             reset();
-            storage_ = other.storage_;
-            handler_ = std::exchange(other.handler_, nullptr);
+            take_bytes(other);
+            other.handler_ = 0;
         }
         return *this;
     }
     ~GreenletValue() { reset(); }
 
-    bool has_value() const noexcept { return handler_ != nullptr; }
+    bool has_value() const noexcept { return handler_ != 0; }
     /// typeid of the value held, typeid(void) when empty.
     const std::type_info& type() const noexcept {
-        return handler_ != nullptr ? handler_->type() : typeid(void);
+        return handler_ != 0 ? handler()->type() : typeid(void);
     }
     /// Destroys the value held, if any.
     void reset() noexcept {
-        if (handler_ != nullptr && handler_->destroy != nullptr)
-            handler_->destroy(*this);
-        handler_ = nullptr;
+        if (handler_ & heap_bit)
+            handler()->destroy(*this);
+        handler_ = 0;
     }
     /// Replaces the value held by a T made from `args`.
     template <class T, class... Args>
@@ -89,9 +93,12 @@ class GreenletValue {
 
     struct Handler {
         const std::type_info& (*type)() noexcept;
-        void (*copy)(const GreenletValue& from, GreenletValue& to); // null: the bytes are the copy
-        void (*destroy)(GreenletValue& value) noexcept;             // null: nothing to destroy
+        void (*copy)(const GreenletValue& from, GreenletValue& to); // heap values only
+        void (*destroy)(GreenletValue& value) noexcept;             // heap values only
     };
+    // In handler_: the value lives on the heap (copy and destroy go through the handler); an
+    // inline value is its bytes, copied as they are.
+    static constexpr std::uintptr_t heap_bit = 1;
 
     template <class T>
     static const std::type_info& type_of() noexcept {
@@ -99,29 +106,38 @@ class GreenletValue {
     }
     template <class T>
     static void copy_heap(const GreenletValue& from, GreenletValue& to) {
-        to.handler_ = nullptr; // if the copy throws, `to` is empty
         to.set_pointer(new T(*from.template get<T>()));
-        to.handler_ = &handler_for<T>;
+        to.handler_ = reinterpret_cast<std::uintptr_t>(&handler_for<T>) | heap_bit;
     }
     template <class T>
     static void destroy_heap(GreenletValue& value) noexcept {
         delete value.template get<T>();
     }
     template <class T>
-    static constexpr Handler handler_for =
-        stored_inline<T> ? Handler{&type_of<T>, nullptr, nullptr}
-                         : Handler{&type_of<T>, &copy_heap<T>, &destroy_heap<T>};
+    static constexpr Handler handler_for{&type_of<T>, stored_inline<T> ? nullptr : &copy_heap<T>,
+                                         stored_inline<T> ? nullptr : &destroy_heap<T>};
+
+    const Handler* handler() const noexcept {
+        return reinterpret_cast<const Handler*>(handler_ & ~heap_bit);
+    }
+    void take_bytes(const GreenletValue& other) noexcept {
+        std::memcpy(storage_, other.storage_, inline_size);
+        handler_ = other.handler_;
+    }
 
     template <class T, class... Args>
     void construct(Args&&... args) {
-        if constexpr (stored_inline<T>)
-            ::new (static_cast<void*>(storage_.data())) T(std::forward<Args>(args)...);
-        else
+        auto tag = reinterpret_cast<std::uintptr_t>(&handler_for<T>);
+        if constexpr (stored_inline<T>) {
+            ::new (static_cast<void*>(storage_)) T(std::forward<Args>(args)...);
+        } else {
             set_pointer(new T(std::forward<Args>(args)...));
-        handler_ = &handler_for<T>;
+            tag |= heap_bit;
+        }
+        handler_ = tag;
     }
 
-    void set_pointer(void* p) noexcept { std::memcpy(storage_.data(), &p, sizeof p); }
+    void set_pointer(void* p) noexcept { std::memcpy(storage_, &p, sizeof p); }
 
     template <class T>
     T* get() noexcept {
@@ -130,10 +146,10 @@ class GreenletValue {
     template <class T>
     const T* get() const noexcept {
         if constexpr (stored_inline<T>) {
-            return std::launder(reinterpret_cast<const T*>(storage_.data()));
+            return std::launder(reinterpret_cast<const T*>(storage_));
         } else {
             void* p;
-            std::memcpy(&p, storage_.data(), sizeof p);
+            std::memcpy(&p, storage_, sizeof p);
             return static_cast<const T*>(p);
         }
     }
@@ -141,12 +157,11 @@ class GreenletValue {
     template <class T>
     bool holds() const noexcept {
         // The handler identifies T; across shared libraries it may be another copy of it.
-        return handler_ == &handler_for<T> ||
-               (handler_ != nullptr && handler_->type() == typeid(T));
+        return handler() == &handler_for<T> || (handler_ != 0 && handler()->type() == typeid(T));
     }
 
-    alignas(void*) std::array<std::byte, inline_size> storage_{};
-    const Handler* handler_ = nullptr;
+    alignas(void*) std::byte storage_[inline_size];
+    std::uintptr_t handler_ = 0; // const Handler*, with heap_bit; 0 when empty
 };
 
 /// The T held by `value`, or nullptr (empty, or another type).
