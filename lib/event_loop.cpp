@@ -1,13 +1,13 @@
 // Event loop design.
-// Parts: ReadyQueue (FIFO of Runnables), TimerHeap, IoBackend (the Ring), TaskRegistry, and a
-// RemoteInbox whose eventfd read stays armed on the ring so that call_soon_threadsafe wakes a
-// loop blocked in io_uring_enter. Between two loops the caller's ring sends an IORING_OP_MSG_RING
-// message to ours instead (a WakeMessage on the sender, the WakeReceiver here); the callbacks
-// themselves always travel through the inbox's mutex-protected queue. run_once() is asyncio's
-// _run_once; run_ready() is the one place where coroutines are resumed and callbacks called:
-// completions and timers only enqueue. Virtual time: time() returns virtual_now_, which
-// poll_timeout() moves to the next deadline when nothing is ready and nothing outside the loop
-// (I/O, worker threads) can wake it.
+// Parts: ReadyQueue (FIFO of tasks and Runnables), TimerHeap, IoBackend (the Ring),
+// TaskRegistry, and a RemoteInbox whose eventfd read stays armed on the ring so that
+// call_soon_threadsafe wakes a loop blocked in io_uring_enter. Between two loops the caller's ring
+// sends an IORING_OP_MSG_RING message to ours instead (a WakeMessage on the sender, the
+// WakeReceiver here); the callbacks themselves always travel through the inbox's mutex-protected
+// queue. run_once() is asyncio's _run_once; run_ready() is the one place where coroutines are
+// resumed and callbacks called: completions and timers only enqueue. Virtual time: time() returns
+// virtual_now_, which poll_timeout() moves to the next deadline when nothing is ready and nothing
+// outside the loop (I/O, worker threads) can wake it.
 #include "ringlet/event_loop.hpp"
 
 #include "ring.hpp"
