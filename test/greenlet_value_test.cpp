@@ -24,7 +24,11 @@ struct Counted {
 };
 
 struct Point {
-    double x, y, z; // 24 bytes, trivially copyable: stored inline
+    double x, y; // 16 bytes, trivially copyable: stored inline
+};
+
+struct Big {
+    double x, y, z; // 24 bytes: on the heap, trivially copyable or not
 };
 
 } // namespace
@@ -41,11 +45,16 @@ TEST_CASE("an empty GreenletValue holds nothing and casts to nothing", "[greenle
 TEST_CASE("GreenletValue holds small trivial values and heap values of any copyable type",
           "[greenlet]") {
     GreenletValue i = 42;
-    GreenletValue p = Point{1, 2, 3};
+    GreenletValue p = Point{1, 2};
+    GreenletValue big = Big{4, 5, 6};
     GreenletValue s = std::string(100, 'x'); // not trivially copyable: on the heap
     GreenletValue vec = std::vector<int>{1, 2, 3};
     CHECK(greenlet_cast<int>(i) == 42);
-    CHECK(greenlet_cast<Point>(p).z == 3);
+    CHECK(greenlet_cast<Point>(p).y == 2);
+    CHECK(greenlet_cast<Big>(big).z == 6);
+    GreenletValue big_copy = big;
+    greenlet_cast<Big&>(big_copy).z = 7;
+    CHECK(greenlet_cast<Big>(big).z == 6); // a deep copy
     CHECK(greenlet_cast<const std::string&>(s).size() == 100);
     CHECK(greenlet_cast<std::vector<int>>(vec) == std::vector<int>{1, 2, 3});
     CHECK(i.type() == typeid(int));
