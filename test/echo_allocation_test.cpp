@@ -3,100 +3,18 @@
 // send_all(), the clients through recv() and send_all()) calls operator new for nothing but the
 // send_all coroutine frames, and those only where frames are not pooled (AddressSanitizer builds,
 // where every frame comes from operator new so that ASan sees it).
+#include "../tools/bench/counting_new.hpp"
 #include "support.hpp"
 
 #include <array>
-#include <atomic>
 #include <cstddef>
-#include <cstdlib>
-#include <new>
 #include <string_view>
 #include <vector>
 
 namespace {
 
-// Counted only while `counting` is on, so that the rest of the test binary is not slowed. Every
-// form of operator new and delete is replaced, so that each pair matches (AddressSanitizer checks
-// that memory from operator new is not given to free).
-std::atomic<bool> counting{false};
-std::atomic<std::size_t> allocations{0};
-
-void count() noexcept {
-    if (counting.load(std::memory_order_relaxed))
-        allocations.fetch_add(1, std::memory_order_relaxed);
-}
-
-void* counted(std::size_t size) {
-    count();
-    if (void* p = std::malloc(size == 0 ? 1 : size))
-        return p;
-    throw std::bad_alloc();
-}
-
-void* counted_aligned(std::size_t size, std::align_val_t align) {
-    count();
-    auto alignment = static_cast<std::size_t>(align);
-    std::size_t rounded = (size + alignment - 1) / alignment * alignment;
-    if (void* p = std::aligned_alloc(alignment, rounded == 0 ? alignment : rounded))
-        return p;
-    throw std::bad_alloc();
-}
-
-} // namespace
-
-void* operator new(std::size_t size) {
-    return counted(size);
-}
-void* operator new[](std::size_t size) {
-    return counted(size);
-}
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-    count();
-    return std::malloc(size == 0 ? 1 : size);
-}
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
-    count();
-    return std::malloc(size == 0 ? 1 : size);
-}
-void* operator new(std::size_t size, std::align_val_t align) {
-    return counted_aligned(size, align);
-}
-void* operator new[](std::size_t size, std::align_val_t align) {
-    return counted_aligned(size, align);
-}
-void operator delete(void* p) noexcept {
-    std::free(p);
-}
-void operator delete[](void* p) noexcept {
-    std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-    std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-    std::free(p);
-}
-void operator delete(void* p, const std::nothrow_t&) noexcept {
-    std::free(p);
-}
-void operator delete[](void* p, const std::nothrow_t&) noexcept {
-    std::free(p);
-}
-void operator delete(void* p, std::align_val_t) noexcept {
-    std::free(p);
-}
-void operator delete[](void* p, std::align_val_t) noexcept {
-    std::free(p);
-}
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-    std::free(p);
-}
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
-    std::free(p);
-}
-
-namespace {
-
+using counting_new::allocations;
+using counting_new::counting;
 using namespace ringlet::test;
 using ringlet::Address;
 using ringlet::RecvBuffer;

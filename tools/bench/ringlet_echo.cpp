@@ -2,19 +2,20 @@
 // connection over the public TcpListener/TcpStream API: recv_buffer() (a multishot recv into
 // the loop's provided-buffer pool, so an idle connection parks no buffer), then send_all of
 // what arrived, until the peer closes.
-// Allocation count: global operator new is replaced by a counting one. SIGUSR1 marks the start
-// of a measured window, SIGUSR2 its end and prints `ALLOCS window allocations=N recvs=M ...` on
-// stdout (echo_load --signal-server sends both); SIGINT/SIGTERM print the totals and exit.
+// Allocation count: counting_new.hpp replaces global operator new by a counting one, on from
+// the start of main. SIGUSR1 marks the start of a measured window, SIGUSR2 its end and prints
+// `ALLOCS window allocations=N recvs=M ...` on stdout (echo_load --signal-server sends both);
+// SIGINT/SIGTERM print the totals and exit.
 // Usage: ringlet_echo PORT [--buffer BYTES]   (listens on 127.0.0.1:PORT; BYTES is the size of
 // the pool's buffers, default 16384)
+#include "counting_new.hpp"
+
 #include <cerrno>
 #include <charconv>
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <new>
 #include <ringlet/ringlet.hpp>
 #include <span>
 #include <string_view>
@@ -23,74 +24,8 @@
 
 namespace {
 
-// Plain counters: the server is single-threaded (the loop's thread allocates; nothing else runs).
-std::uint64_t allocations = 0;
-std::uint64_t recvs = 0;
-
-void* counted_allocate(std::size_t size) {
-    ++allocations;
-    if (void* p = std::malloc(size == 0 ? 1 : size))
-        return p;
-    throw std::bad_alloc();
-}
-
-void* counted_allocate_aligned(std::size_t size, std::align_val_t align) {
-    ++allocations;
-    auto alignment = static_cast<std::size_t>(align);
-    std::size_t rounded = (size + alignment - 1) / alignment * alignment;
-    if (void* p = std::aligned_alloc(alignment, rounded == 0 ? alignment : rounded))
-        return p;
-    throw std::bad_alloc();
-}
-
-} // namespace
-
-void* operator new(std::size_t size) {
-    return counted_allocate(size);
-}
-void* operator new[](std::size_t size) {
-    return counted_allocate(size);
-}
-void* operator new(std::size_t size, std::align_val_t align) {
-    return counted_allocate_aligned(size, align);
-}
-void* operator new[](std::size_t size, std::align_val_t align) {
-    return counted_allocate_aligned(size, align);
-}
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-    ++allocations;
-    return std::malloc(size == 0 ? 1 : size);
-}
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
-    ++allocations;
-    return std::malloc(size == 0 ? 1 : size);
-}
-void operator delete(void* p) noexcept {
-    std::free(p);
-}
-void operator delete[](void* p) noexcept {
-    std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-    std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-    std::free(p);
-}
-void operator delete(void* p, std::align_val_t) noexcept {
-    std::free(p);
-}
-void operator delete[](void* p, std::align_val_t) noexcept {
-    std::free(p);
-}
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-    std::free(p);
-}
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
-    std::free(p);
-}
-
-namespace {
+using counting_new::allocations;
+std::uint64_t recvs = 0; // the server is single-threaded: a plain counter
 
 std::size_t buffer_size = 16384;
 
@@ -180,6 +115,7 @@ bool parse_number(std::string_view text, Int& out) {
 } // namespace
 
 int main(int argc, char** argv) {
+    counting_new::counting = true;
     std::uint16_t port = 0;
     bool ok = argc >= 2 && parse_number(argv[1], port) && port != 0;
     if (ok && argc == 4 && std::string_view(argv[2]) == "--buffer")
