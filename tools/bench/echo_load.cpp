@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <fcntl.h>
 #include <fstream>
 #include <liburing.h>
@@ -54,6 +55,7 @@ struct Options {
     bool signal_server = false; // SIGUSR1 at the window's start, SIGUSR2 at its end
     bool quiet = false;
     bool uring = false; // --engine uring
+    double rate = 0;    // --rate: messages per second over all connections; 0: as fast as echoed
 };
 
 /// Phases the main thread moves the workers through.
@@ -160,6 +162,8 @@ class Worker {
     virtual void close_all() = 0;
 
   protected:
+    /// Starts the next message on `c` (or defers it, see begin_message).
+    virtual void start_message(Connection& c) = 0;
     const std::byte* expected(const Connection& c) const noexcept {
         return pattern_ + (c.id * 7 + c.counter) % period_;
     }
@@ -206,10 +210,15 @@ class Worker {
         return true;
     }
 
-    /// Starts the next message unless the window is over (the connection then stays idle).
+    /// Starts the next message unless the window is over (the connection then stays idle) or
+    /// --rate holds it back (it waits in paced_ for release_paced).
     bool begin_message(Connection& c) {
         if (phase.load(std::memory_order_relaxed) >= draining)
             return false;
+        if (!take_token()) {
+            paced_.push_back(static_cast<std::uint32_t>(&c - connections_.data()));
+            return false;
+        }
         c.sent = 0;
         c.received = 0;
         c.mismatched = false;
@@ -249,6 +258,17 @@ class Worker {
         }
     }
 
+    /// Starts the held-back messages the rate allows by now, oldest first.
+    void release_paced() {
+        while (!paced_.empty() && tokens() >= 1) {
+            std::uint32_t index = paced_.front();
+            paced_.pop_front();
+            start_message(connections_[index]);
+        }
+    }
+    /// How long a wait may block: short while messages are held back for the rate.
+    int wait_milliseconds() const noexcept { return paced_.empty() ? 10 : 1; }
+
     const Options& options_;
     sockaddr_in address_;
     const std::byte* pattern_;
@@ -256,6 +276,39 @@ class Worker {
     std::uint32_t first_id_;
     std::vector<Connection> connections_;
     std::size_t in_flight_ = 0;
+
+  private:
+    /// This worker's share of --rate, in messages per second (0: unpaced).
+    double rate() const noexcept {
+        return options_.rate * static_cast<double>(connections_.size()) /
+               static_cast<double>(options_.connections);
+    }
+    /// Messages the rate allows that have not started yet. A backlog is capped at 1 ms worth,
+    /// so that a stall is not followed by a burst.
+    double tokens() {
+        if (options_.rate <= 0)
+            return 1;
+        auto now = bench_clock::now();
+        if (started_ == 0 && paced_start_ == bench_clock::time_point{})
+            paced_start_ = now;
+        double allowed = rate() * std::chrono::duration<double>(now - paced_start_).count();
+        double burst = std::max(1.0, rate() / 1000);
+        if (allowed - started_ > burst)
+            started_ = allowed - burst;
+        return allowed - started_;
+    }
+    bool take_token() {
+        if (options_.rate <= 0)
+            return true;
+        if (tokens() < 1)
+            return false;
+        started_ += 1;
+        return true;
+    }
+
+    std::deque<std::uint32_t> paced_; // connections whose next message waits for the rate
+    bench_clock::time_point paced_start_{};
+    double started_ = 0; // messages started under the rate (fractional after a capped stall)
 };
 
 /// epoll, non-blocking sockets: send, then recv on EPOLLIN (three system calls per message).
@@ -278,7 +331,9 @@ class EpollWorker final : public Worker {
                 start_message(c);
         std::vector<epoll_event> events(256);
         while (keep_running()) {
-            int n = epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), 10);
+            release_paced();
+            int n = epoll_wait(epoll_, events.data(), static_cast<int>(events.size()),
+                               wait_milliseconds());
             if (n < 0) {
                 if (errno == EINTR)
                     continue;
@@ -331,7 +386,7 @@ class EpollWorker final : public Worker {
         epoll_ctl(epoll_, EPOLL_CTL_MOD, c.fd, &event);
     }
 
-    void start_message(Connection& c) {
+    void start_message(Connection& c) override {
         if (begin_message(c))
             send_some(c);
     }
@@ -404,7 +459,9 @@ class UringWorker final : public Worker {
             if (c.fd >= 0)
                 start_message(c);
         while (keep_running()) {
-            __kernel_timespec timeout{0, 10'000'000}; // notice the phase changes
+            release_paced();
+            // Bounded: notice the phase changes and the rate's next messages.
+            __kernel_timespec timeout{0, wait_milliseconds() * 1'000'000LL};
             io_uring_cqe* cqe = nullptr;
             int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &timeout, nullptr);
             if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY) {
@@ -474,7 +531,7 @@ class UringWorker final : public Worker {
         return buffers_.data() + static_cast<std::size_t>(&c - connections_.data()) * options_.size;
     }
 
-    void start_message(Connection& c) {
+    void start_message(Connection& c) override {
         if (!begin_message(c))
             return;
         queue_send(c);
@@ -598,13 +655,15 @@ bool parse_double(const char* text, double& out) {
                  "echo_load: %s\n"
                  "usage: echo_load --port P [--host 127.x.y.z] [--conns C] [--size S]\n"
                  "                 [--duration D] [--warmup W] [--threads T]\n"
-                 "                 [--engine epoll|uring] [--server-pid PID [--signal-server]]\n"
-                 "                 [--quiet]\n"
+                 "                 [--engine epoll|uring] [--rate MSGS_PER_S]\n"
+                 "                 [--server-pid PID [--signal-server]] [--quiet]\n"
                  "  Ping-pongs S-byte messages on C connections for D seconds after W seconds of\n"
                  "  warm-up, verifying every byte. --signal-server sends the server SIGUSR1 at\n"
                  "  the start of the measured window and SIGUSR2 at its end. --engine uring\n"
                  "  (io_uring, Linux 6.1+) costs the load less CPU per message than epoll\n"
-                 "  (the default), so that the server rather than the load sets the pace.\n",
+                 "  (the default), so that the server rather than the load sets the pace.\n"
+                 "  --rate caps the messages per second over all connections (each still\n"
+                 "  waits for its echo), so that servers can be compared at equal throughput.\n",
                  problem);
     std::exit(2);
 }
@@ -639,6 +698,8 @@ Options parse_options(int argc, char** argv) {
             o.signal_server = true;
         else if (arg == "--quiet")
             o.quiet = true;
+        else if (arg == "--rate")
+            ok = parse_double(value(), o.rate);
         else if (arg == "--engine") {
             std::string_view engine = value();
             ok = engine == "epoll" || engine == "uring";
@@ -809,7 +870,10 @@ int main(int argc, char** argv) {
                     "messages, %zu thread(s), %.2f s measured after %.2f s warm-up\n",
                     options.host.c_str(), options.port, connected, options.connections,
                     connect_seconds, options.size, threads, elapsed, options.warmup);
-        std::printf("  %.0f msgs/s, %.2f MB/s (each way)\n", rate, megabytes);
+        std::printf("  %.0f msgs/s, %.2f MB/s (each way)", rate, megabytes);
+        if (options.rate > 0)
+            std::printf(", --rate %.0f", options.rate);
+        std::printf("\n");
         std::printf("  latency p50 %.1f us, p99 %.1f us, p99.9 %.1f us\n", p50, p99, p999);
         std::printf("  errors %" PRIu64 ", mismatches %" PRIu64 "\n", errors, mismatches);
         std::printf("  client CPU %.1f%%\n", client_percent);
@@ -825,9 +889,10 @@ int main(int argc, char** argv) {
     }
     std::printf("RESULT conns=%zu connected=%" PRIu64 " size=%zu threads=%zu seconds=%.3f "
                 "msgs=%" PRIu64 " msgs_per_s=%.1f mb_per_s=%.3f p50_us=%.2f p99_us=%.2f "
-                "p999_us=%.2f errors=%" PRIu64 " mismatches=%" PRIu64 " client_cpu_pct=%.1f",
+                "p999_us=%.2f errors=%" PRIu64 " mismatches=%" PRIu64
+                " client_cpu_pct=%.1f offered_rate=%.0f",
                 options.connections, connected, options.size, threads, elapsed, messages, rate,
-                megabytes, p50, p99, p999, errors, mismatches, client_percent);
+                megabytes, p50, p99, p999, errors, mismatches, client_percent, options.rate);
     if (options.server_pid)
         std::printf(" server_cpu_pct=%.1f server_us_per_msg=%.4f server_user_us_per_msg=%.4f "
                     "rss_before_kib=%ld rss_idle_kib=%ld rss_after_kib=%ld",
