@@ -213,8 +213,8 @@ class Worker {
     /// Starts the next message unless the window is over (the connection then stays idle) or
     /// --rate holds it back (it waits in paced_ for release_paced).
     bool begin_message(Connection& c) {
-        if (phase.load(std::memory_order_relaxed) >= draining)
-            return false;
+        if (c.fd < 0 || phase.load(std::memory_order_relaxed) >= draining)
+            return false; // failed while held back, or the window is over
         if (!take_token()) {
             paced_.push_back(static_cast<std::uint32_t>(&c - connections_.data()));
             return false;
