@@ -167,6 +167,9 @@ class Worker {
     const std::byte* expected(const Connection& c) const noexcept {
         return pattern_ + (c.id * 7 + c.counter) % period_;
     }
+    std::uint32_t index(const Connection& c) const noexcept {
+        return static_cast<std::uint32_t>(&c - connections_.data());
+    }
     bool keep_running() const noexcept {
         int current = phase.load(std::memory_order_relaxed);
         return current != stopped && !(current == draining && in_flight_ == 0);
@@ -216,7 +219,7 @@ class Worker {
         if (c.fd < 0 || phase.load(std::memory_order_relaxed) >= draining)
             return false; // failed while held back, or the window is over
         if (!take_token()) {
-            paced_.push_back(static_cast<std::uint32_t>(&c - connections_.data()));
+            paced_.push_back(index(c));
             return false;
         }
         c.sent = 0;
@@ -245,7 +248,8 @@ class Worker {
         return true;
     }
 
-    void end_message(Connection& c) {
+    /// Counts the completed echo of `c` and starts its next message.
+    void finish_message(Connection& c) {
         c.busy = false;
         --in_flight_;
         ++c.counter;
@@ -256,6 +260,7 @@ class Worker {
             latencies.record(static_cast<std::uint64_t>(
                 std::chrono::duration_cast<std::chrono::nanoseconds>(took).count()));
         }
+        start_message(c);
     }
 
     /// Starts the held-back messages the rate allows by now, oldest first.
@@ -289,7 +294,7 @@ class Worker {
         if (options_.rate <= 0)
             return 1;
         auto now = bench_clock::now();
-        if (started_ == 0 && paced_start_ == bench_clock::time_point{})
+        if (paced_start_ == bench_clock::time_point{})
             paced_start_ = now;
         double allowed = rate() * std::chrono::duration<double>(now - paced_start_).count();
         double burst = std::max(1.0, rate() / 1000);
@@ -327,8 +332,7 @@ class EpollWorker final : public Worker {
             open(c);
         wait_for_start();
         for (Connection& c : connections_)
-            if (c.fd >= 0)
-                start_message(c);
+            start_message(c);
         std::vector<epoll_event> events(256);
         while (keep_running()) {
             release_paced();
@@ -368,7 +372,7 @@ class EpollWorker final : public Worker {
         ::fcntl(c.fd, F_SETFL, ::fcntl(c.fd, F_GETFL) | O_NONBLOCK);
         epoll_event event{};
         event.events = EPOLLIN;
-        event.data.u32 = static_cast<std::uint32_t>(&c - connections_.data());
+        event.data.u32 = index(c);
         if (epoll_ctl(epoll_, EPOLL_CTL_ADD, c.fd, &event) != 0) {
             fail(c, "epoll_ctl", errno);
             return;
@@ -382,7 +386,7 @@ class EpollWorker final : public Worker {
         c.want_write = on;
         epoll_event event{};
         event.events = EPOLLIN | (on ? EPOLLOUT : 0u);
-        event.data.u32 = static_cast<std::uint32_t>(&c - connections_.data());
+        event.data.u32 = index(c);
         epoll_ctl(epoll_, EPOLL_CTL_MOD, c.fd, &event);
     }
 
@@ -430,8 +434,7 @@ class EpollWorker final : public Worker {
             if (!verify(c, receive_buffer_.data(), static_cast<std::size_t>(n), c.sent))
                 return;
             if (c.received == options_.size) {
-                end_message(c);
-                start_message(c);
+                finish_message(c);
                 return; // the next message is sent; its echo cannot be here yet
             }
         }
@@ -456,8 +459,7 @@ class UringWorker final : public Worker {
                 bump(counters.connected);
         wait_for_start();
         for (Connection& c : connections_)
-            if (c.fd >= 0)
-                start_message(c);
+            start_message(c);
         while (keep_running()) {
             release_paced();
             // Bounded: notice the phase changes and the rate's next messages.
@@ -524,11 +526,11 @@ class UringWorker final : public Worker {
     }
 
     std::uint64_t tag(const Connection& c, Op op) const noexcept {
-        return (static_cast<std::uint64_t>(&c - connections_.data()) << 1) | op;
+        return (std::uint64_t{index(c)} << 1) | op;
     }
 
     std::byte* buffer(const Connection& c) noexcept {
-        return buffers_.data() + static_cast<std::size_t>(&c - connections_.data()) * options_.size;
+        return buffers_.data() + std::size_t{index(c)} * options_.size;
     }
 
     void start_message(Connection& c) override {
@@ -544,8 +546,8 @@ class UringWorker final : public Worker {
         io_uring_sqe_set_data64(s, tag(c, send_op));
     }
 
-    /// Asks for exactly what the echo still owes: a byte too many shows up as a mismatch at the
-    /// start of the next message, or as "echo longer than the message" once the load drains.
+    /// Asks for exactly what the echo still owes: a byte too many shows up as mismatches on the
+    /// messages after it.
     void queue_recv(Connection& c) {
         io_uring_sqe* s = sqe();
         io_uring_prep_recv(s, c.fd, buffer(c) + c.received, options_.size - c.received, 0);
@@ -565,8 +567,7 @@ class UringWorker final : public Worker {
             if (c.sent < options_.size) {
                 queue_send(c);
             } else if (c.received == options_.size) { // the echo came first
-                end_message(c);
-                start_message(c);
+                finish_message(c);
             }
             return;
         }
@@ -580,8 +581,7 @@ class UringWorker final : public Worker {
         if (c.received < options_.size) {
             queue_recv(c);
         } else if (c.sent == options_.size) {
-            end_message(c);
-            start_message(c);
+            finish_message(c);
         }
         // else: all echoed but the send's completion is still to come; it starts the next.
     }
