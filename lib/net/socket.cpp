@@ -80,6 +80,56 @@ void SocketFd::close() noexcept {
     ::close(fd);
 }
 
+void SocketSendAll::on_completion(std::int32_t result, std::uint32_t) noexcept {
+    // Inside the loop's reaping: record and enqueue only (the rest is sent from run()).
+    op_.result = result;
+    if (result >= 0) {
+        data_ = data_.subspan(static_cast<std::size_t>(result));
+        if (!data_.empty() && !cancel_wanted_) {
+            task_->loop()->ready_queue().push(static_cast<Runnable*>(this));
+            return;
+        }
+    }
+    finish();
+}
+
+void SocketSendAll::run() {
+    if (cancel_wanted_)
+        return finish();
+    if (!socket_->is_open()) {
+        op_.result = -ECANCELED; // closed between two sends, as if during one
+        return finish();
+    }
+    try {
+        task_->loop()->io().send(op_, socket_->get(), data_, 0);
+    } catch (const std::system_error& e) {
+        op_.result = -e.code().value(); // the ring refused the request
+        finish();
+    }
+}
+
+void SocketSendAll::finish() noexcept {
+    task_->loop()->ready_queue().push(task_);
+}
+
+void SocketSendAll::request_cancel(TaskState&) noexcept {
+    cancel_wanted_ = true;
+    // In flight: the kernel's completion wakes the task. Between two sends: run() does.
+    task_->loop()->io().cancel(op_);
+}
+
+void SocketSendAll::await_resume() {
+    if (task_ != nullptr) {
+        task_->clear_suspension();
+        if (cancelled_ || (cancel_wanted_ && !data_.empty())) {
+            task_->clear_cancel_request();
+            throw CancelledError();
+        }
+    }
+    if (op_.result < 0)
+        throw_socket_error(-op_.result, operation_, *address_);
+}
+
 RecvBufferAwaiter StreamSocket::recv_buffer() {
     if (channel_.get() == nullptr && fd_.is_open())
         channel_.adopt(RecvChannel::open(EventLoop::current(), fd_.get()));
@@ -90,17 +140,6 @@ void StreamSocket::throw_mixed_reads() const {
     throw std::logic_error("recv() on the stream to " + peer_.to_string() +
                            " after recv_buffer(): a stream reads one way only, or bytes queued "
                            "for recv_buffer() would be skipped");
-}
-
-Task<> StreamSocket::send_all(std::span<const std::byte> data) {
-    while (!data.empty()) {
-        std::size_t sent = co_await send(data);
-        data = data.subspan(sent);
-    }
-}
-
-Task<> StreamSocket::send_all(std::string_view data) {
-    return send_all(std::as_bytes(std::span(data.data(), data.size())));
 }
 
 Task<> StreamSocket::recv_exactly(std::span<std::byte> buffer) {

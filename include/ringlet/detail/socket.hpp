@@ -7,6 +7,7 @@
 #pragma once
 
 #include "ringlet/detail/io_awaiter.hpp"
+#include "ringlet/detail/runnable.hpp"
 #include "ringlet/net/address.hpp"
 
 #include <cerrno>
@@ -149,6 +150,39 @@ class SocketSend final : public SocketAwaiter<SocketSend> {
 
   private:
     std::span<const std::byte> data_;
+};
+
+/// send_all(): every byte of `data`, in one awaiter. A short write is continued from the loop
+/// (the awaiter queues itself as a Runnable and sends the rest) without resuming the task, so a
+/// send that goes out whole costs what one send() costs: no coroutine frame, one wake-up.
+/// Cancellation: stops after the send in flight; CancelledError unless everything went.
+class SocketSendAll final : public SocketAwaiter<SocketSendAll>,
+                            private CompletionSink,
+                            private Runnable {
+  public:
+    SocketSendAll(SocketFd& socket, const Address& peer, std::span<const std::byte> data) noexcept
+        : SocketAwaiter(socket, peer, "send to"), data_(data) {}
+    SocketSendAll(SocketSendAll&& other) noexcept
+        : SocketAwaiter(std::move(other)), data_(other.data_) {} // only before it is awaited
+
+    bool await_ready() noexcept { return data_.empty() || SocketAwaiter::await_ready(); }
+    void submit(IoBackend& io, IoOp& op, int fd) {
+        op.sink = this;
+        io.send(op, fd, data_, 0);
+    }
+    void request_cancel(TaskState&) noexcept override;
+    /// Throws: CancelledError if cancelled before the last byte went; std::system_error "send
+    /// to <peer>: ..." (operation_canceled if the stream was closed meanwhile).
+    void await_resume();
+
+  private:
+    void on_completion(std::int32_t result, std::uint32_t flags) noexcept override;
+    void run() override; // sends the rest after a short write
+    std::string describe() const override { return what_awaited(); }
+    void finish() noexcept;
+
+    std::span<const std::byte> data_; // what is still to send
+    bool cancel_wanted_ = false;
 };
 
 /// connect(2) through the ring to `peer`, which must stay valid until completion.

@@ -61,13 +61,19 @@ class StreamSocket {
     [[nodiscard]] SocketSend send(std::string_view data) noexcept {
         return send(std::as_bytes(std::span(data.data(), data.size())));
     }
-    /// Sends all of `data`, looping over short writes.
-    /// Throws: std::system_error as send().
-    /// Lifetime: `data` (and the stream) must stay valid until the Task completes.
-    /// Cancellation: CancelledError; an unknown prefix of `data` may have been sent.
-    Task<> send_all(std::span<const std::byte> data);
+    /// Sends all of `data`, continuing after short writes: `co_await stream.send_all(data);`
+    /// Throws: std::system_error as send() (operation_canceled if the stream is closed
+    /// meanwhile).
+    /// Lifetime: `data` (and the stream) must stay valid until the await completes.
+    /// Cancellation: CancelledError (unless the last byte went); an unknown prefix of `data`
+    /// may have been sent.
+    [[nodiscard]] SocketSendAll send_all(std::span<const std::byte> data) noexcept {
+        return SocketSendAll(fd_, peer_, data);
+    }
     /// send_all() of the characters of `data`. Lifetime: as send_all().
-    Task<> send_all(std::string_view data);
+    [[nodiscard]] SocketSendAll send_all(std::string_view data) noexcept {
+        return send_all(std::as_bytes(std::span(data.data(), data.size())));
+    }
     /// Fills `buffer` completely.
     /// Throws: IncompleteReadError carrying the bytes that did arrive if the stream ends first;
     /// std::system_error as recv().
