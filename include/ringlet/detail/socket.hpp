@@ -1,7 +1,7 @@
 // Socket building blocks shared by TCP, Unix and UDP sockets: SocketFd (owns a descriptor and
-// closes it through the ring when operations are in flight) and the awaiters of single socket
-// operations (recv, send, connect, recvmsg/sendmsg for datagrams). Each awaiter holds its IoOp
-// in the coroutine frame and formats an error message only when the operation fails.
+// closes it through the ring when operations are in flight) and the awaiters of socket
+// operations (recv, send, send_all, connect, recvmsg/sendmsg for datagrams). Each awaiter holds
+// its IoOp in the coroutine frame and formats an error message only when the operation fails.
 // Loop thread only. Lifetime: a socket must not be moved or destroyed while one of its
 // operations is in flight (close() it instead: the operations complete with operation_canceled).
 #pragma once
