@@ -370,7 +370,9 @@ struct ChunkStream {
     /// the whole marker: no byte lost inside a chunk, none reordered or duplicated.
     bool received_in_order(const std::vector<std::byte>& got) const {
         const std::vector<std::byte> end = marker();
-        if (got.size() < end.size() || !std::equal(end.begin(), end.end(), got.end() - 1000))
+        if (got.size() < end.size() ||
+            !std::equal(end.begin(), end.end(),
+                        got.end() - static_cast<std::ptrdiff_t>(end.size())))
             return false;
         std::size_t k = 0;
         for (std::size_t i = 0; i + end.size() < got.size();) {
@@ -387,6 +389,14 @@ struct ChunkStream {
         return true;
     }
 };
+
+/// Sends the end marker, ends the stream and yields what the reader received.
+Task<std::vector<std::byte>> finish_chunks(TcpStream& s,
+                                           ringlet::JoinHandle<std::vector<std::byte>>& reading) {
+    co_await s.send_all(ChunkStream::marker());
+    s.shutdown_write();
+    co_return co_await reading;
+}
 
 TEST_CASE("a send_all cancelled between short writes raises CancelledError and the peer gets a "
           "prefix of its bytes",
@@ -436,9 +446,7 @@ TEST_CASE("wait_for on send_all with tiny timeouts: each chunk arrives whole or 
                 ++timeouts;
             }
         }
-        co_await c.client.send_all(ChunkStream::marker());
-        c.client.shutdown_write();
-        std::vector<std::byte> got = co_await reading;
+        std::vector<std::byte> got = co_await finish_chunks(c.client, reading);
         CHECK(timeouts > 0);
         CHECK(EventLoop::current().stats().io_in_flight == base);
         CHECK(stream.received_in_order(got));
@@ -475,9 +483,7 @@ TEST_CASE("send_all cancelled by another task at 200 different points, also whil
             }
             co_await cancelling;
         }
-        co_await c.client.send_all(ChunkStream::marker());
-        c.client.shutdown_write();
-        std::vector<std::byte> got = co_await reading;
+        std::vector<std::byte> got = co_await finish_chunks(c.client, reading);
         CHECK(cancelled > 0);
         CHECK(EventLoop::current().stats().io_in_flight == base);
         CHECK(stream.received_in_order(got));

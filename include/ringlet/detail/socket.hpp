@@ -162,8 +162,6 @@ class SocketSendAll final : public SocketAwaiter<SocketSendAll>,
   public:
     SocketSendAll(SocketFd& socket, const Address& peer, std::span<const std::byte> data) noexcept
         : SocketAwaiter(socket, peer, "send to"), data_(data) {}
-    SocketSendAll(SocketSendAll&& other) noexcept
-        : SocketAwaiter(std::move(other)), data_(other.data_) {} // only before it is awaited
 
     bool await_ready() noexcept { return data_.empty() || SocketAwaiter::await_ready(); }
     void submit(IoBackend& io, IoOp& op, int fd) {
