@@ -6,6 +6,10 @@
 // The ring's entries are registered once (max_buffers of them) and filled chunk by chunk: the
 // kernel never sees more buffers than entries, so io_uring_buf_ring_add cannot overwrite one
 // it has not consumed.
+// Recycled ring buffers wait in unpublished_ids_ until publish() (once per loop iteration, or
+// when the array is full): a message then costs an array store, and the ring's tail moves once
+// per batch. A kernel that finds the ring empty meanwhile says -ENOBUFS, and grow() publishes
+// them before it would allocate a chunk.
 #include "ringlet/detail/buffer_pool.hpp"
 
 #include <algorithm>
@@ -79,14 +83,10 @@ BufferPool::~BufferPool() {
         std::free(spare);
 }
 
-void BufferPool::release() noexcept {
-    if (--refs_ == 0)
-        delete this;
-}
-
 void BufferPool::detach() noexcept {
     if (buffer_ring_ == nullptr)
         return;
+    unpublished_ = 0;
     io_uring_unregister_buf_ring(ring_, group);
     ::munmap(buffer_ring_, max_buffers_ * sizeof(io_uring_buf));
     buffer_ring_ = nullptr;
@@ -94,6 +94,10 @@ void BufferPool::detach() noexcept {
 }
 
 bool BufferPool::grow() noexcept {
+    if (buffer_ring_ != nullptr && unpublished_ > 0) {
+        publish();
+        return true;
+    }
     if (buffer_ring_ == nullptr || ring_buffers_ >= max_buffers_)
         return false;
     const std::uint32_t count = std::min(chunk_buffers, max_buffers_ - ring_buffers_);
@@ -110,12 +114,6 @@ bool BufferPool::grow() noexcept {
                               io_uring_buf_ring_mask(max_buffers_), static_cast<int>(id - first));
     io_uring_buf_ring_advance(buffer_ring_, static_cast<int>(count));
     return true;
-}
-
-std::byte* BufferPool::data(std::uint32_t id) const noexcept {
-    if (id & spare_flag)
-        return spares_[id & ~spare_flag];
-    return chunks_[id / chunk_buffers] + std::size_t{id % chunk_buffers} * buffer_size_;
 }
 
 std::uint32_t BufferPool::take_spare() {
@@ -140,18 +138,26 @@ std::uint32_t BufferPool::take_spare() {
     return id;
 }
 
-void BufferPool::recycle(std::uint32_t id) noexcept {
-    --lent_;
-    if (id & spare_flag)
+void BufferPool::recycle_slow(std::uint32_t id) noexcept {
+    if (id & spare_flag) {
         free_spares_.push_back(id); // capacity reserved by take_spare
-    else if (buffer_ring_ != nullptr)
-        give_to_kernel(id);
+    } else if (buffer_ring_ != nullptr) {
+        publish(); // the array is full
+        unpublished_ids_[unpublished_++] = id;
+    }
 }
 
-void BufferPool::give_to_kernel(std::uint32_t id) noexcept {
-    io_uring_buf_ring_add(buffer_ring_, data(id), buffer_size_, static_cast<unsigned short>(id),
-                          io_uring_buf_ring_mask(max_buffers_), 0);
-    io_uring_buf_ring_advance(buffer_ring_, 1);
+void BufferPool::publish() noexcept {
+    if (unpublished_ == 0)
+        return;
+    const int mask = io_uring_buf_ring_mask(max_buffers_);
+    for (std::uint32_t i = 0; i < unpublished_; ++i) {
+        const std::uint32_t id = unpublished_ids_[i];
+        io_uring_buf_ring_add(buffer_ring_, data(id), buffer_size_, static_cast<unsigned short>(id),
+                              mask, static_cast<int>(i));
+    }
+    io_uring_buf_ring_advance(buffer_ring_, static_cast<int>(unpublished_));
+    unpublished_ = 0;
 }
 
 } // namespace ringlet::detail

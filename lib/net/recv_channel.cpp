@@ -18,19 +18,6 @@
 #include <liburing.h>
 #include <stdexcept>
 
-namespace ringlet {
-
-void RecvBuffer::reset() noexcept {
-    if (pool_ == nullptr)
-        return;
-    pool_->recycle(id_);
-    std::exchange(pool_, nullptr)->release();
-    data_ = nullptr;
-    size_ = 0;
-}
-
-} // namespace ringlet
-
 namespace ringlet::detail {
 
 RecvChannel* RecvChannel::open(EventLoop& loop, int fd) {
@@ -58,11 +45,6 @@ RecvChannel::~RecvChannel() {
     pool_->release();
 }
 
-void RecvChannel::release() noexcept {
-    if (--refs_ == 0)
-        delete this;
-}
-
 void RecvChannel::close() noexcept {
     if (closed_)
         return;
@@ -78,25 +60,6 @@ void RecvChannel::close() noexcept {
             // No SQE to be had: the request ends with the loop's close (cancel_all).
         }
     }
-}
-
-RecvBuffer RecvChannel::lend(Item item) noexcept {
-    pool_->add_ref();
-    return RecvBuffer(pool_, item.id, pool_->data(item.id), item.size);
-}
-
-bool RecvChannel::take_ready(RecvBuffer& out, int& error) noexcept {
-    if (count_ > 0) {
-        out = lend(queue_[head_]);
-        head_ = (head_ + 1) % queue_.size();
-        --count_;
-        return true;
-    }
-    if (error_ != 0) {
-        error = error_;
-        return true;
-    }
-    return eof_; // end of stream: `out` stays empty
 }
 
 void RecvChannel::wait(RecvBufferAwaiter& waiter) {
@@ -217,22 +180,6 @@ void RecvChannel::on_completion(std::int32_t result, std::uint32_t flags) noexce
     release(); // the request's reference; may delete this
 }
 
-RecvBufferAwaiter::~RecvBufferAwaiter() {
-    if (channel_ == nullptr)
-        return;
-    if (waiting_ && !delivered_)
-        channel_->withdraw(*this); // the frame went while waiting (a task abandoned at close)
-    channel_->release();
-}
-
-bool RecvBufferAwaiter::await_ready() noexcept {
-    if (channel_ == nullptr || channel_->closed()) {
-        error_ = EBADF;
-        return true;
-    }
-    return channel_->take_ready(buffer_, error_);
-}
-
 bool RecvBufferAwaiter::await_suspend(std::coroutine_handle<> caller) {
     if (!enter(caller))
         return false;
@@ -246,14 +193,8 @@ bool RecvBufferAwaiter::await_suspend(std::coroutine_handle<> caller) {
     return true;
 }
 
-RecvBuffer RecvBufferAwaiter::await_resume() {
-    if (!delivered_)
-        leave(); // CancelledError if the cancel came before the bytes did
-    else
-        task_->clear_suspension(); // bytes won: a pending cancel fires at the next suspension
-    if (error_ != 0)
-        throw_socket_error(error_, "recv from", *peer_);
-    return std::move(buffer_);
+void RecvBufferAwaiter::throw_error() const {
+    throw_socket_error(error_, "recv from", *peer_);
 }
 
 void RecvBufferAwaiter::request_cancel(TaskState&) noexcept {

@@ -108,32 +108,15 @@ void SocketSendAll::run() {
     }
 }
 
-void SocketSendAll::finish() noexcept {
-    task_->loop()->ready_queue().push(task_);
-}
-
 void SocketSendAll::request_cancel(TaskState&) noexcept {
     cancel_wanted_ = true;
     // In flight: the kernel's completion wakes the task. Between two sends: run() does.
     task_->loop()->io().cancel(op_);
 }
 
-void SocketSendAll::await_resume() {
-    if (task_ != nullptr) {
-        task_->clear_suspension();
-        if (cancelled_ || (cancel_wanted_ && !data_.empty())) {
-            task_->clear_cancel_request();
-            throw CancelledError();
-        }
-    }
-    if (op_.result < 0)
-        throw_socket_error(-op_.result, operation_, *address_);
-}
-
-RecvBufferAwaiter StreamSocket::recv_buffer() {
-    if (channel_.get() == nullptr && fd_.is_open())
+void StreamSocket::open_channel() {
+    if (fd_.is_open())
         channel_.adopt(RecvChannel::open(EventLoop::current(), fd_.get()));
-    return RecvBufferAwaiter(channel_.get(), peer_);
 }
 
 void StreamSocket::throw_mixed_reads() const {

@@ -34,24 +34,42 @@ class BufferPool {
     static void check_options(std::uint32_t buffer_size, std::uint32_t max_buffers);
 
     void add_ref() noexcept { ++refs_; }
-    void release() noexcept;
+    void release() noexcept {
+        if (--refs_ == 0)
+            delete this;
+    }
 
     /// The kernel picks buffers from this pool (multishot receives can use it).
     bool has_ring() const noexcept { return buffer_ring_ != nullptr; }
-    /// After -ENOBUFS: hands the kernel another chunk. False if the pool is at its maximum.
+    /// After -ENOBUFS: hands the kernel the buffers waiting for publish(), or if there are
+    /// none another chunk. False if there were none and the pool is at its maximum.
     bool grow() noexcept;
     /// The ring is going away (loop close): unregisters; buffers still lent stay readable.
     void detach() noexcept;
 
     std::uint32_t buffer_size() const noexcept { return buffer_size_; }
-    std::byte* data(std::uint32_t id) const noexcept;
+    std::byte* data(std::uint32_t id) const noexcept {
+        if (id & spare_flag)
+            return spares_[id & ~spare_flag];
+        return chunks_[id / chunk_buffers] + std::size_t{id % chunk_buffers} * buffer_size_;
+    }
     /// A user-space buffer for one single-shot receive (allocated when none is free).
     /// Throws: std::bad_alloc.
     std::uint32_t take_spare();
     /// A receive completed into ring buffer `id`: it is lent until recycled.
     void filled(std::uint32_t /*id*/) noexcept { ++lent_; }
-    /// Gives buffer `id` back: to the kernel's ring, or to the spares.
-    void recycle(std::uint32_t id) noexcept;
+    /// Gives buffer `id` back: to the kernel's ring (at the next publish()), or to the spares.
+    void recycle(std::uint32_t id) noexcept {
+        --lent_;
+        if (id < spare_flag && buffer_ring_ != nullptr && unpublished_ < max_unpublished)
+            unpublished_ids_[unpublished_++] = id;
+        else
+            recycle_slow(id);
+    }
+    /// Hands the kernel the ring buffers recycled since the last call. The loop calls it once
+    /// per iteration before entering the kernel, so a message costs no store-release on the
+    /// ring's tail of its own.
+    void publish() noexcept;
 
     /// Buffers handed to the kernel so far (grows by chunks), for stats and tests.
     std::uint32_t ring_buffers() const noexcept { return ring_buffers_; }
@@ -61,12 +79,13 @@ class BufferPool {
   private:
     static constexpr std::uint32_t chunk_buffers = 64;
     static constexpr std::uint32_t spare_flag = 1u << 31;
+    static constexpr std::uint32_t max_unpublished = 64;
 
     BufferPool(std::uint32_t buffer_size, std::uint32_t max_buffers) noexcept
         : buffer_size_(buffer_size), max_buffers_(max_buffers) {}
     ~BufferPool();
     void register_ring(io_uring* ring) noexcept;
-    void give_to_kernel(std::uint32_t id) noexcept;
+    void recycle_slow(std::uint32_t id) noexcept;
 
     io_uring* ring_ = nullptr;
     io_uring_buf_ring* buffer_ring_ = nullptr;
@@ -78,6 +97,8 @@ class BufferPool {
     std::uint32_t ring_buffers_ = 0;
     std::uint32_t lent_ = 0;
     std::uint32_t refs_ = 1;
+    std::uint32_t unpublished_ = 0;
+    std::uint32_t unpublished_ids_[max_unpublished];
 };
 
 } // namespace ringlet::detail

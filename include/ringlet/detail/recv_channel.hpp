@@ -17,6 +17,7 @@
 #include "ringlet/net/address.hpp"
 #include "ringlet/net/recv_buffer.hpp"
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -36,7 +37,10 @@ class RecvChannel final : public CompletionSink {
     static RecvChannel* open(EventLoop& loop, int fd);
 
     void add_ref() noexcept { ++refs_; }
-    void release() noexcept;
+    void release() noexcept {
+        if (--refs_ == 0)
+            delete this;
+    }
 
     /// The stream closes: a waiting recv_buffer() gets -ECANCELED, queued buffers go back to
     /// the pool, an armed request is cancelled. Idempotent.
@@ -46,7 +50,19 @@ class RecvChannel final : public CompletionSink {
     // Used by RecvBufferAwaiter.
     /// Something to hand over at once: a queued buffer, end of stream (empty `out`) or an error
     /// (`error` set).
-    bool take_ready(RecvBuffer& out, int& error) noexcept;
+    bool take_ready(RecvBuffer& out, int& error) noexcept {
+        if (count_ > 0) {
+            out = lend(queue_[head_]);
+            head_ = (head_ + 1) % queue_.size();
+            --count_;
+            return true;
+        }
+        if (error_ != 0) {
+            error = error_;
+            return true;
+        }
+        return eof_; // end of stream: `out` stays empty
+    }
     /// Registers the one waiter and arms a request if none is.
     /// Throws: std::logic_error if another task already waits; std::bad_alloc.
     void wait(RecvBufferAwaiter& waiter);
@@ -67,7 +83,10 @@ class RecvChannel final : public CompletionSink {
     void arm();
     void deliver(Item item) noexcept;
     void deliver_end() noexcept;
-    RecvBuffer lend(Item item) noexcept;
+    RecvBuffer lend(Item item) noexcept {
+        pool_->add_ref();
+        return RecvBuffer(pool_, item.id, pool_->data(item.id), item.size);
+    }
 
     EventLoop* loop_;
     BufferPool* pool_;
@@ -100,14 +119,34 @@ class RecvBufferAwaiter final : public SuspendPoint {
     RecvBufferAwaiter(RecvBufferAwaiter&& other) noexcept
         : channel_(std::exchange(other.channel_, nullptr)), peer_(other.peer_) {}
     RecvBufferAwaiter& operator=(RecvBufferAwaiter&&) = delete;
-    ~RecvBufferAwaiter();
+    ~RecvBufferAwaiter() {
+        if (channel_ == nullptr)
+            return;
+        if (waiting_ && !delivered_)
+            channel_->withdraw(*this); // the frame went while waiting (a task abandoned at close)
+        channel_->release();
+    }
 
-    bool await_ready() noexcept;
+    bool await_ready() noexcept {
+        if (channel_ == nullptr || channel_->closed()) {
+            error_ = EBADF;
+            return true;
+        }
+        return channel_->take_ready(buffer_, error_);
+    }
     bool await_suspend(std::coroutine_handle<> caller);
     /// Throws: CancelledError if cancelled before bytes arrived; std::system_error
     /// "recv from <peer>: ..." (operation_canceled if the stream was closed meanwhile, EBADF
     /// if before).
-    RecvBuffer await_resume();
+    RecvBuffer await_resume() {
+        if (!delivered_)
+            leave(); // CancelledError if the cancel came before the bytes did
+        else
+            task_->clear_suspension(); // bytes won: a pending cancel fires at the next suspension
+        if (error_ != 0)
+            throw_error();
+        return std::move(buffer_);
+    }
     void request_cancel(TaskState&) noexcept override;
     std::string what_awaited() const override;
 
@@ -115,6 +154,8 @@ class RecvBufferAwaiter final : public SuspendPoint {
     void deliver(RecvBuffer buffer, int error) noexcept;
 
   private:
+    [[noreturn]] void throw_error() const;
+
     RecvChannel* channel_;
     const Address* peer_;
     RecvBuffer buffer_;

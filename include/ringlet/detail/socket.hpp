@@ -171,13 +171,23 @@ class SocketSendAll final : public SocketAwaiter<SocketSendAll>,
     void request_cancel(TaskState&) noexcept override;
     /// Throws: CancelledError if cancelled before the last byte went; std::system_error "send
     /// to <peer>: ..." (operation_canceled if the stream was closed meanwhile).
-    void await_resume();
+    void await_resume() {
+        if (task_ != nullptr) {
+            task_->clear_suspension();
+            if (cancelled_ || (cancel_wanted_ && !data_.empty())) {
+                task_->clear_cancel_request();
+                throw CancelledError();
+            }
+        }
+        if (op_.result < 0)
+            throw_socket_error(-op_.result, operation_, *address_);
+    }
 
   private:
     void on_completion(std::int32_t result, std::uint32_t flags) noexcept override;
     void run() override; // sends the rest after a short write
     std::string describe() const override { return what_awaited(); }
-    void finish() noexcept;
+    void finish() noexcept { task_->loop()->ready_queue().push(task_); }
 
     std::span<const std::byte> data_; // what is still to send
     bool cancel_wanted_ = false;

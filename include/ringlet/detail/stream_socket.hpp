@@ -48,7 +48,11 @@ class StreamSocket {
     /// already waiting in recv_buffer() on this stream.
     /// Cancellation: CancelledError at once; bytes that arrive later stay queued for the next
     /// recv_buffer() (none is lost).
-    [[nodiscard]] RecvBufferAwaiter recv_buffer();
+    [[nodiscard]] RecvBufferAwaiter recv_buffer() {
+        if (channel_.get() == nullptr)
+            open_channel();
+        return RecvBufferAwaiter(channel_.get(), peer_);
+    }
     /// Sends some of `data` and yields how many bytes went (possibly fewer; see send_all()).
     /// Throws: std::system_error "send to <peer>: ..." (EPIPE/ECONNRESET after the peer left).
     /// Lifetime: `data` must stay valid until the operation completes; cancellation waits for
@@ -111,6 +115,7 @@ class StreamSocket {
 
   private:
     [[noreturn]] void throw_mixed_reads() const;
+    void open_channel(); // the first recv_buffer(); none on a closed stream
 };
 
 } // namespace ringlet::detail

@@ -4,6 +4,8 @@
 // Move-only; may outlive its loop and stream. Loop thread only.
 #pragma once
 
+#include "ringlet/detail/buffer_pool.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -11,10 +13,6 @@
 #include <utility>
 
 namespace ringlet {
-
-namespace detail {
-class BufferPool;
-}
 
 class RecvBuffer {
   public:
@@ -48,7 +46,14 @@ class RecvBuffer {
     std::size_t size() const noexcept { return size_; }
     bool empty() const noexcept { return size_ == 0; }
     /// Gives the buffer back to the loop's pool now; the RecvBuffer becomes empty.
-    void reset() noexcept;
+    void reset() noexcept {
+        if (pool_ == nullptr)
+            return;
+        pool_->recycle(id_);
+        std::exchange(pool_, nullptr)->release();
+        data_ = nullptr;
+        size_ = 0;
+    }
 
   private:
     detail::BufferPool* pool_ = nullptr;
