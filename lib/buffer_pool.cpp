@@ -8,8 +8,10 @@
 // it has not consumed.
 // Recycled ring buffers wait in unpublished_ids_ until publish() (once per loop iteration, or
 // when the array is full): a message then costs an array store, and the ring's tail moves once
-// per batch. A kernel that finds the ring empty meanwhile says -ENOBUFS, and grow() publishes
-// them before it would allocate a chunk.
+// per batch. With DEFER_TASKRUN the kernel picks buffers only inside io_uring_enter, after the
+// publish. Without it, a receive can run between a recycle and the next publish and see up to
+// one iteration's recycled buffers missing; if that leaves the ring empty it says -ENOBUFS and
+// the pool grows as when every buffer is lent (up to recv_buffer_count).
 #include "ringlet/detail/buffer_pool.hpp"
 
 #include <algorithm>
@@ -94,10 +96,6 @@ void BufferPool::detach() noexcept {
 }
 
 bool BufferPool::grow() noexcept {
-    if (buffer_ring_ != nullptr && unpublished_ > 0) {
-        publish();
-        return true;
-    }
     if (buffer_ring_ == nullptr || ring_buffers_ >= max_buffers_)
         return false;
     const std::uint32_t count = std::min(chunk_buffers, max_buffers_ - ring_buffers_);

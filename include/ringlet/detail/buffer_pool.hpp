@@ -41,8 +41,7 @@ class BufferPool {
 
     /// The kernel picks buffers from this pool (multishot receives can use it).
     bool has_ring() const noexcept { return buffer_ring_ != nullptr; }
-    /// After -ENOBUFS: hands the kernel the buffers waiting for publish(), or if there are
-    /// none another chunk. False if there were none and the pool is at its maximum.
+    /// After -ENOBUFS: hands the kernel another chunk. False if the pool is at its maximum.
     bool grow() noexcept;
     /// The ring is going away (loop close): unregisters; buffers still lent stay readable.
     void detach() noexcept;
