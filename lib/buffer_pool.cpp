@@ -108,8 +108,7 @@ bool BufferPool::grow() noexcept {
     const std::uint32_t first = ring_buffers_;
     ring_buffers_ += count;
     for (std::uint32_t id = first; id < first + count; ++id)
-        io_uring_buf_ring_add(buffer_ring_, data(id), buffer_size_, static_cast<unsigned short>(id),
-                              io_uring_buf_ring_mask(max_buffers_), static_cast<int>(id - first));
+        ring_add(id, id - first);
     io_uring_buf_ring_advance(buffer_ring_, static_cast<int>(count));
     return true;
 }
@@ -136,24 +135,20 @@ std::uint32_t BufferPool::take_spare() {
     return id;
 }
 
-void BufferPool::recycle_slow(std::uint32_t id) noexcept {
-    if (id & spare_flag) {
-        free_spares_.push_back(id); // capacity reserved by take_spare
-    } else if (buffer_ring_ != nullptr) {
-        publish(); // the array is full
-        unpublished_ids_[unpublished_++] = id;
-    }
+void BufferPool::free_spare(std::uint32_t id) noexcept {
+    free_spares_.push_back(id); // capacity reserved by take_spare
+}
+
+void BufferPool::ring_add(std::uint32_t id, std::uint32_t offset) noexcept {
+    io_uring_buf_ring_add(buffer_ring_, data(id), buffer_size_, static_cast<unsigned short>(id),
+                          io_uring_buf_ring_mask(max_buffers_), static_cast<int>(offset));
 }
 
 void BufferPool::publish() noexcept {
     if (unpublished_ == 0)
         return;
-    const int mask = io_uring_buf_ring_mask(max_buffers_);
-    for (std::uint32_t i = 0; i < unpublished_; ++i) {
-        const std::uint32_t id = unpublished_ids_[i];
-        io_uring_buf_ring_add(buffer_ring_, data(id), buffer_size_, static_cast<unsigned short>(id),
-                              mask, static_cast<int>(i));
-    }
+    for (std::uint32_t i = 0; i < unpublished_; ++i)
+        ring_add(unpublished_ids_[i], i);
     io_uring_buf_ring_advance(buffer_ring_, static_cast<int>(unpublished_));
     unpublished_ = 0;
 }

@@ -60,10 +60,13 @@ class BufferPool {
     /// Gives buffer `id` back: to the kernel's ring (at the next publish()), or to the spares.
     void recycle(std::uint32_t id) noexcept {
         --lent_;
-        if (id < spare_flag && buffer_ring_ != nullptr && unpublished_ < max_unpublished)
-            unpublished_ids_[unpublished_++] = id;
-        else
-            recycle_slow(id);
+        if (id & spare_flag)
+            return free_spare(id);
+        if (buffer_ring_ == nullptr)
+            return; // detached: the memory goes with the pool
+        if (unpublished_ == max_unpublished)
+            publish();
+        unpublished_ids_[unpublished_++] = id;
     }
     /// Hands the kernel the ring buffers recycled since the last call. The loop calls it once
     /// per iteration before entering the kernel, so a message costs no store-release on the
@@ -84,7 +87,10 @@ class BufferPool {
         : buffer_size_(buffer_size), max_buffers_(max_buffers) {}
     ~BufferPool();
     void register_ring(io_uring* ring) noexcept;
-    void recycle_slow(std::uint32_t id) noexcept;
+    void free_spare(std::uint32_t id) noexcept;
+    /// Writes ring buffer `id` into the ring's entry `offset` places past its tail (seen by
+    /// the kernel once the tail advances past it).
+    void ring_add(std::uint32_t id, std::uint32_t offset) noexcept;
 
     io_uring* ring_ = nullptr;
     io_uring_buf_ring* buffer_ring_ = nullptr;
