@@ -33,14 +33,14 @@ RecvChannel* RecvChannel::open(EventLoop& loop, int fd) {
 }
 
 RecvChannel::RecvChannel(EventLoop& loop, BufferPool& pool, int fd) noexcept
-    : loop_(&loop), pool_(&pool), fd_(fd),
-      multishot_(pool.has_ring() ? Multishot::unknown : Multishot::unsupported) {
+    : pool_(&pool), multishot_(pool.has_ring() ? Multishot::unknown : Multishot::unsupported),
+      fd_(fd), loop_(&loop) {
     pool_->add_ref();
     op_.sink = this;
 }
 
 RecvChannel::~RecvChannel() {
-    for (; count_ > 0; --count_, head_ = (head_ + 1) % queue_.size())
+    for (; count_ > 0; --count_, head_ = (head_ + 1) % capacity())
         pool_->recycle(queue_[head_].id);
     pool_->release();
 }
@@ -49,7 +49,7 @@ void RecvChannel::close() noexcept {
     if (closed_)
         return;
     closed_ = true;
-    for (; count_ > 0; --count_, head_ = (head_ + 1) % queue_.size())
+    for (; count_ > 0; --count_, head_ = (head_ + 1) % capacity())
         pool_->recycle(queue_[head_].id);
     if (RecvBufferAwaiter* waiter = std::exchange(waiter_, nullptr))
         waiter->deliver(RecvBuffer(), ECANCELED);
@@ -101,11 +101,11 @@ void RecvChannel::deliver(Item item) noexcept {
     } else if (RecvBufferAwaiter* waiter = std::exchange(waiter_, nullptr)) {
         waiter->deliver(lend(item), 0);
     } else {
-        if (count_ == queue_.size()) {
+        if (count_ == capacity()) {
             try {
-                std::vector<Item> bigger(queue_.size() * 2);
-                for (std::size_t i = 0; i < count_; ++i)
-                    bigger[i] = queue_[(head_ + i) % queue_.size()];
+                std::vector<Item> bigger(std::size_t{capacity()} * 2);
+                for (std::uint32_t i = 0; i < count_; ++i)
+                    bigger[i] = queue_[(head_ + i) % capacity()];
                 queue_ = std::move(bigger);
                 head_ = 0;
             } catch (...) {
@@ -115,7 +115,7 @@ void RecvChannel::deliver(Item item) noexcept {
                 return;
             }
         }
-        queue_[(head_ + count_) % queue_.size()] = item;
+        queue_[(head_ + count_) % capacity()] = item;
         ++count_;
     }
 }

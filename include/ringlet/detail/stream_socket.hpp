@@ -109,9 +109,11 @@ class StreamSocket {
     /// setsockopt(level, name, value); throws std::system_error "<what> on <peer>".
     void set_option(int level, int name, int value, std::string_view what);
 
+    // fd_ and channel_ first: every message reads both, so they share the frame's cache line
+    // rather than sit on either side of the 136-byte address, which only errors read.
     SocketFd fd_;
+    RecvChannelRef channel_; // created by the first recv_buffer(); destroyed (closed) before fd_
     Address peer_;
-    RecvChannelRef channel_; // created by the first recv_buffer(); destroyed (closed) first
 
   private:
     [[noreturn]] void throw_mixed_reads() const;

@@ -20,17 +20,17 @@ class RecvBuffer {
     RecvBuffer() noexcept = default;
     /// Takes lent buffer `id` of `pool` (and the caller's reference to the pool).
     RecvBuffer(detail::BufferPool* pool, std::uint32_t id, std::byte* data,
-               std::size_t size) noexcept
-        : pool_(pool), id_(id), data_(data), size_(size) {}
+               std::uint32_t size) noexcept
+        : pool_(pool), data_(data), id_(id), size_(size) {}
     RecvBuffer(RecvBuffer&& other) noexcept
-        : pool_(std::exchange(other.pool_, nullptr)), id_(other.id_),
-          data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+        : pool_(std::exchange(other.pool_, nullptr)), data_(std::exchange(other.data_, nullptr)),
+          id_(other.id_), size_(std::exchange(other.size_, 0)) {}
     RecvBuffer& operator=(RecvBuffer&& other) noexcept {
         if (this != &other) {
             reset();
             pool_ = std::exchange(other.pool_, nullptr);
-            id_ = other.id_;
             data_ = std::exchange(other.data_, nullptr);
+            id_ = other.id_;
             size_ = std::exchange(other.size_, 0);
         }
         return *this;
@@ -56,10 +56,13 @@ class RecvBuffer {
     }
 
   private:
+    // 24 bytes: a waiting recv_buffer() and the task's copy both sit in the coroutine frame,
+    // which each message touches (a buffer holds at most LoopOptions::recv_buffer_size bytes,
+    // a uint32_t).
     detail::BufferPool* pool_ = nullptr;
-    std::uint32_t id_ = 0;
     std::byte* data_ = nullptr;
-    std::size_t size_ = 0;
+    std::uint32_t id_ = 0;
+    std::uint32_t size_ = 0;
 };
 
 } // namespace ringlet
