@@ -40,17 +40,20 @@ RecvChannel::RecvChannel(EventLoop& loop, BufferPool& pool, int fd) noexcept
 }
 
 RecvChannel::~RecvChannel() {
+    recycle_queued();
+    pool_->release();
+}
+
+void RecvChannel::recycle_queued() noexcept {
     for (; count_ > 0; --count_, head_ = (head_ + 1) % capacity())
         pool_->recycle(queue_[head_].id);
-    pool_->release();
 }
 
 void RecvChannel::close() noexcept {
     if (closed_)
         return;
     closed_ = true;
-    for (; count_ > 0; --count_, head_ = (head_ + 1) % capacity())
-        pool_->recycle(queue_[head_].id);
+    recycle_queued();
     if (RecvBufferAwaiter* waiter = std::exchange(waiter_, nullptr))
         waiter->deliver(RecvBuffer(), ECANCELED);
     if (armed_) {

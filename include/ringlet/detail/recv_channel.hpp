@@ -83,6 +83,7 @@ class RecvChannel final : public CompletionSink {
     void arm();
     void deliver(Item item) noexcept;
     void deliver_end() noexcept;
+    void recycle_queued() noexcept; // gives every queued buffer back to the pool
     std::uint32_t capacity() const noexcept { return static_cast<std::uint32_t>(queue_.size()); }
     RecvBuffer lend(Item item) noexcept {
         pool_->add_ref();
