@@ -394,35 +394,45 @@ bool Ring::must_enter_for_completions() const noexcept {
 }
 
 std::size_t Ring::reap() noexcept {
-    io_uring_cqe* cqe;
-    unsigned head;
+    // The tail is read once per walk (io_uring_for_each_cqe loads it for every CQE). Each slot
+    // is copied and handed back before its completion runs: a handler may need an SQE, and on
+    // kernels that answer a full SQ with -EBUSY while completions wait (older ones; 6.18 does
+    // not), next_sqe() reaps from inside this loop. That inner walk then starts after the slots
+    // this one took, and this one goes on from wherever the inner one stopped. The ring is set
+    // up without IORING_SETUP_CQE32, so a slot is one io_uring_cqe.
     std::size_t count = 0;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
+    const unsigned tail = io_uring_smp_load_acquire(ring_.cq.ktail);
+    for (unsigned head = *ring_.cq.khead; static_cast<int>(tail - head) > 0;
+         head = *ring_.cq.khead) {
+        const io_uring_cqe& slot = ring_.cq.cqes[head & ring_.cq.ring_mask];
+        const std::uint64_t user_data = slot.user_data;
+        const std::int32_t res = slot.res;
+        const std::uint32_t flags = slot.flags;
+        io_uring_smp_store_release(ring_.cq.khead, head + 1);
         ++count;
-        if (cqe->user_data == wake_message_tag) {
+        if (user_data == wake_message_tag) {
             if (wake_sink_ != nullptr)
-                wake_sink_->on_completion(cqe->res, cqe->flags);
+                wake_sink_->on_completion(res, flags);
             continue;
         }
-        auto* op = static_cast<IoOp*>(io_uring_cqe_get_data(cqe));
+        auto* op = reinterpret_cast<IoOp*>(static_cast<std::uintptr_t>(user_data));
         if (op == nullptr)
             continue; // the completion of a cancel request
         if (op->sink != nullptr) {
             // Multishot: the request stays armed while the kernel sets CQE_F_MORE.
-            if (!(cqe->flags & IORING_CQE_F_MORE)) {
+            if (!(flags & IORING_CQE_F_MORE)) {
                 op->in_flight = false;
                 --in_flight_;
             }
-            op->sink->on_completion(cqe->res, cqe->flags);
+            op->sink->on_completion(res, flags);
             continue;
         }
-        op->result = cqe->res;
-        op->flags = cqe->flags;
+        op->result = res;
+        op->flags = flags;
         op->in_flight = false;
         --in_flight_;
         ready_.push(op->waiter);
     }
-    io_uring_cq_advance(&ring_, static_cast<unsigned>(count));
     return count;
 }
 
