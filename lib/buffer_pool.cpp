@@ -4,8 +4,8 @@
 // pages are touched only where the kernel writes, so an idle loop costs the ring's entries
 // plus the first chunk's address space.
 // The ring's entries are registered once (max_buffers of them) and filled chunk by chunk: the
-// kernel never sees more buffers than entries, so io_uring_buf_ring_add cannot overwrite one
-// it has not consumed.
+// kernel never sees more buffers than entries, so ring_add() cannot overwrite one it has not
+// consumed.
 // Recycled ring buffers wait in unpublished_ids_ until publish() (once per loop iteration, or
 // when the array is full): a message then costs an array store, and the ring's tail moves once
 // per batch. With DEFER_TASKRUN the kernel picks buffers only inside io_uring_enter, after the
@@ -95,6 +95,26 @@ void BufferPool::detach() noexcept {
     ring_ = nullptr;
 }
 
+void BufferPool::ring_add(const std::uint32_t* ids, std::uint32_t count) noexcept {
+    // Not io_uring_buf_ring_add() per buffer: it reloads the ring's tail for every entry (the
+    // tail shares memory with the first entry), and the member reads would be reloaded too (an
+    // entry's uint32_t length may alias buffer_size_). Read once here: 17 instructions an
+    // entry instead of ~35 (g++ 12 -O3).
+    io_uring_buf_ring* const ring = buffer_ring_;
+    const std::uint16_t tail = ring->tail;
+    const std::uint32_t mask = max_buffers_ - 1;
+    const std::uint32_t size = buffer_size_;
+    std::byte* const* const chunks = chunks_.data();
+    for (std::uint32_t i = 0; i < count; ++i) {
+        const std::uint32_t id = ids[i];
+        io_uring_buf& entry = ring->bufs[(tail + i) & mask];
+        entry.addr = reinterpret_cast<std::uint64_t>(ring_buffer(chunks, id, size));
+        entry.len = size;
+        entry.bid = static_cast<std::uint16_t>(id);
+    }
+    io_uring_buf_ring_advance(ring, static_cast<int>(count));
+}
+
 bool BufferPool::grow() noexcept {
     if (buffer_ring_ == nullptr || ring_buffers_ >= max_buffers_)
         return false;
@@ -105,11 +125,11 @@ bool BufferPool::grow() noexcept {
     } catch (const std::bad_alloc&) {
         return false;
     }
-    const std::uint32_t first = ring_buffers_;
+    std::uint32_t ids[chunk_buffers];
+    for (std::uint32_t i = 0; i < count; ++i)
+        ids[i] = ring_buffers_ + i;
     ring_buffers_ += count;
-    for (std::uint32_t id = first; id < first + count; ++id)
-        ring_add(id, id - first);
-    io_uring_buf_ring_advance(buffer_ring_, static_cast<int>(count));
+    ring_add(ids, count);
     return true;
 }
 
@@ -139,17 +159,10 @@ void BufferPool::free_spare(std::uint32_t id) noexcept {
     free_spares_.push_back(id); // capacity reserved by take_spare
 }
 
-void BufferPool::ring_add(std::uint32_t id, std::uint32_t offset) noexcept {
-    io_uring_buf_ring_add(buffer_ring_, data(id), buffer_size_, static_cast<unsigned short>(id),
-                          io_uring_buf_ring_mask(max_buffers_), static_cast<int>(offset));
-}
-
 void BufferPool::publish() noexcept {
     if (unpublished_ == 0)
         return;
-    for (std::uint32_t i = 0; i < unpublished_; ++i)
-        ring_add(unpublished_ids_[i], i);
-    io_uring_buf_ring_advance(buffer_ring_, static_cast<int>(unpublished_));
+    ring_add(unpublished_ids_, unpublished_);
     unpublished_ = 0;
 }
 

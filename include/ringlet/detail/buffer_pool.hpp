@@ -50,7 +50,7 @@ class BufferPool {
     std::byte* data(std::uint32_t id) const noexcept {
         if (id & spare_flag)
             return spares_[id & ~spare_flag];
-        return chunks_[id / chunk_buffers] + std::size_t{id % chunk_buffers} * buffer_size_;
+        return ring_buffer(chunks_.data(), id, buffer_size_);
     }
     /// A user-space buffer for one single-shot receive (allocated when none is free).
     /// Throws: std::bad_alloc.
@@ -88,9 +88,13 @@ class BufferPool {
     ~BufferPool();
     void register_ring(io_uring* ring) noexcept;
     void free_spare(std::uint32_t id) noexcept;
-    /// Writes ring buffer `id` into the ring's entry `offset` places past its tail (seen by
-    /// the kernel once the tail advances past it).
-    void ring_add(std::uint32_t id, std::uint32_t offset) noexcept;
+    /// Hands ring buffers `ids[0..count)` to the kernel: writes them past the ring's tail, then
+    /// moves the tail.
+    void ring_add(const std::uint32_t* ids, std::uint32_t count) noexcept;
+    static std::byte* ring_buffer(std::byte* const* chunks, std::uint32_t id,
+                                  std::uint32_t buffer_size) noexcept {
+        return chunks[id / chunk_buffers] + std::size_t{id % chunk_buffers} * buffer_size;
+    }
 
     io_uring* ring_ = nullptr;
     io_uring_buf_ring* buffer_ring_ = nullptr;
