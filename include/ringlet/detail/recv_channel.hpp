@@ -156,8 +156,8 @@ class RecvBufferAwaiter final : public SuspendPoint {
     void request_cancel(TaskState&) noexcept override;
     std::string what_awaited() const override;
 
-    // Used by RecvChannel.
-    void deliver(RecvBuffer buffer, int error) noexcept;
+    // Used by RecvChannel only: defined inline in lib/net/recv_channel.cpp.
+    void deliver(RecvBuffer&& buffer, int error) noexcept;
 
   private:
     [[noreturn]] void throw_error() const;
