@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <fcntl.h>
 #include <fstream>
@@ -54,8 +55,9 @@ struct Options {
     long server_pid = 0;
     bool signal_server = false; // SIGUSR1 at the window's start, SIGUSR2 at its end
     bool quiet = false;
-    bool uring = false; // --engine uring
-    double rate = 0;    // --rate: messages per second over all connections; 0: as fast as echoed
+    bool uring = false;  // --engine uring
+    bool sliced = false; // --sliced: runs only between SIGUSR2 and SIGUSR1 (namespace gate)
+    double rate = 0;     // --rate: messages per second over all connections; 0: as fast as echoed
 };
 
 /// Phases the main thread moves the workers through.
@@ -63,6 +65,78 @@ enum Phase : int { connecting = 0, warming = 1, measuring = 2, draining = 3, sto
 std::atomic<int> phase{connecting};
 /// Workers that have left their loop.
 std::atomic<std::size_t> workers_done{0};
+
+/// --sliced: the load is held (starts no message; the ones in flight finish) from SIGUSR1 to
+/// SIGUSR2, and starts held. run_echo gives each server's load its turn in short slices, so
+/// that every server is measured under the same drift of a shared machine. The warm-up and the
+/// measured window count only the time the load ran.
+namespace gate {
+std::atomic<bool> held{false};
+std::atomic<std::int64_t> held_ns{0};    // the holds that ended
+std::atomic<std::int64_t> held_since{0}; // when the current hold began
+std::atomic<std::uint32_t> changes{0};   // odd while the handler updates (a sequence lock)
+
+std::int64_t now_ns() noexcept {
+    timespec t{};
+    ::clock_gettime(CLOCK_MONOTONIC, &t); // async-signal-safe, unlike steady_clock::now()
+    return std::int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec;
+}
+
+void on_signal(int signo) noexcept {
+    changes.fetch_add(1);
+    std::int64_t now = now_ns();
+    if (signo == SIGUSR1 && !held.load()) {
+        held_since.store(now);
+        held.store(true);
+    } else if (signo == SIGUSR2 && held.load()) {
+        held_ns.fetch_add(now - held_since.load());
+        held.store(false);
+    }
+    changes.fetch_add(1);
+}
+
+void install() {
+    held_since.store(now_ns());
+    held.store(true);
+    struct sigaction action {};
+    action.sa_handler = on_signal;
+    action.sa_flags = SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    sigaddset(&action.sa_mask, SIGUSR1);
+    sigaddset(&action.sa_mask, SIGUSR2);
+    ::sigaction(SIGUSR1, &action, nullptr);
+    ::sigaction(SIGUSR2, &action, nullptr);
+}
+
+/// An instant, and the nanoseconds held before it.
+struct Mark {
+    std::int64_t at;
+    std::int64_t held;
+};
+
+Mark mark() noexcept {
+    for (;;) {
+        std::uint32_t before = changes.load();
+        std::int64_t now = now_ns();
+        std::int64_t total = held_ns.load();
+        if (held.load())
+            total += now - held_since.load();
+        if (before % 2 == 0 && changes.load() == before)
+            return Mark{now, total};
+    }
+}
+
+/// Seconds the load ran between two marks (all of them without --sliced).
+double running_seconds(Mark from, Mark to) noexcept {
+    return static_cast<double>((to.at - from.at) - (to.held - from.held)) / 1e9;
+}
+
+/// Sleeps until the load has run for `seconds` since `from`.
+void run_for(Mark from, double seconds) {
+    while (running_seconds(from, mark()) < seconds)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+} // namespace gate
 
 /// Latency histogram: 64 linear sub-buckets per power of two of nanoseconds (error < 1.6%).
 class Histogram {
@@ -213,12 +287,12 @@ class Worker {
         return true;
     }
 
-    /// Starts the next message unless the window is over (the connection then stays idle) or
-    /// --rate holds it back (it waits in paced_ for release_paced).
+    /// Starts the next message unless the window is over (the connection then stays idle), or
+    /// --rate or the --sliced gate holds it back (it waits in paced_ for release_paced).
     bool begin_message(Connection& c) {
         if (c.fd < 0 || phase.load(std::memory_order_relaxed) >= draining)
             return false; // failed while held back, or the window is over
-        if (!take_token()) {
+        if (gate::held.load(std::memory_order_relaxed) || !take_token()) {
             paced_.push_back(index(c));
             return false;
         }
@@ -263,15 +337,15 @@ class Worker {
         start_message(c);
     }
 
-    /// Starts the held-back messages the rate allows by now, oldest first.
+    /// Starts the held-back messages the rate and the gate allow by now, oldest first.
     void release_paced() {
-        while (!paced_.empty() && tokens() >= 1) {
+        while (!paced_.empty() && !gate::held.load(std::memory_order_relaxed) && tokens() >= 1) {
             std::uint32_t index = paced_.front();
             paced_.pop_front();
             start_message(connections_[index]);
         }
     }
-    /// How long a wait may block: short while messages are held back for the rate.
+    /// How long a wait may block: short while messages are held back (rate or gate).
     int wait_milliseconds() const noexcept { return paced_.empty() ? 10 : 1; }
 
     const Options& options_;
@@ -656,14 +730,17 @@ bool parse_double(const char* text, double& out) {
                  "usage: echo_load --port P [--host 127.x.y.z] [--conns C] [--size S]\n"
                  "                 [--duration D] [--warmup W] [--threads T]\n"
                  "                 [--engine epoll|uring] [--rate MSGS_PER_S]\n"
-                 "                 [--server-pid PID [--signal-server]] [--quiet]\n"
+                 "                 [--server-pid PID [--signal-server]] [--sliced] [--quiet]\n"
                  "  Ping-pongs S-byte messages on C connections for D seconds after W seconds of\n"
                  "  warm-up, verifying every byte. --signal-server sends the server SIGUSR1 at\n"
                  "  the start of the measured window and SIGUSR2 at its end. --engine uring\n"
                  "  (io_uring, Linux 6.1+) costs the load less CPU per message than epoll\n"
                  "  (the default), so that the server rather than the load sets the pace.\n"
                  "  --rate caps the messages per second over all connections (each still\n"
-                 "  waits for its echo), so that servers can be compared at equal throughput.\n",
+                 "  waits for its echo), so that servers can be compared at equal throughput.\n"
+                 "  --sliced starts held and prints READY once connected; SIGUSR2 lets it run,\n"
+                 "  SIGUSR1 holds it again (messages in flight finish); W and D count only the\n"
+                 "  time it ran, and so do the rates it prints.\n",
                  problem);
     std::exit(2);
 }
@@ -698,6 +775,8 @@ Options parse_options(int argc, char** argv) {
             o.signal_server = true;
         else if (arg == "--quiet")
             o.quiet = true;
+        else if (arg == "--sliced")
+            o.sliced = true;
         else if (arg == "--rate")
             ok = parse_double(value(), o.rate);
         else if (arg == "--engine") {
@@ -754,6 +833,8 @@ int main(int argc, char** argv) {
     }
     raise_fd_limit(options.connections);
     std::signal(SIGPIPE, SIG_IGN);
+    if (options.sliced)
+        gate::install(); // before anything can send the signals, whose default ends the process
 
     // The pattern every message is a window of: random bytes, period 251 (prime).
     constexpr std::size_t period = 251;
@@ -814,23 +895,29 @@ int main(int argc, char** argv) {
         }
     }
 
+    if (options.sliced) {
+        std::printf("READY connected=%" PRIu64 "\n", connected);
+        std::fflush(stdout);
+    }
     phase.store(warming, std::memory_order_release);
-    sleep_seconds(options.warmup);
+    gate::run_for(gate::mark(), options.warmup);
 
     // The measured window.
     std::uint64_t messages0 = sum(&WorkerCounters::messages);
     std::uint64_t bytes0 = sum(&WorkerCounters::bytes);
     CpuTimes server0 = options.server_pid ? process_cpu_times(options.server_pid) : CpuTimes{};
     double client0 = self_cpu_seconds();
-    auto start = bench_clock::now();
+    gate::Mark start = gate::mark();
     if (options.signal_server)
         ::kill(static_cast<pid_t>(options.server_pid), SIGUSR1);
     phase.store(measuring, std::memory_order_relaxed);
-    sleep_seconds(options.duration);
+    gate::run_for(start, options.duration);
     phase.store(draining, std::memory_order_relaxed);
     if (options.signal_server)
         ::kill(static_cast<pid_t>(options.server_pid), SIGUSR2);
-    double elapsed = std::chrono::duration<double>(bench_clock::now() - start).count();
+    gate::Mark end = gate::mark();
+    double elapsed = gate::running_seconds(start, end); // all of `wall` unless --sliced
+    double wall = static_cast<double>(end.at - start.at) / 1e9;
     std::uint64_t messages = sum(&WorkerCounters::messages) - messages0;
     std::uint64_t bytes = sum(&WorkerCounters::bytes) - bytes0;
     CpuTimes server1 = options.server_pid ? process_cpu_times(options.server_pid) : CpuTimes{};
@@ -870,6 +957,8 @@ int main(int argc, char** argv) {
                     "messages, %zu thread(s), %.2f s measured after %.2f s warm-up\n",
                     options.host.c_str(), options.port, connected, options.connections,
                     connect_seconds, options.size, threads, elapsed, options.warmup);
+        if (options.sliced)
+            std::printf("  --sliced: it ran %.2f s of the window's %.2f s\n", elapsed, wall);
         std::printf("  %.0f msgs/s, %.2f MB/s (each way)", rate, megabytes);
         if (options.rate > 0)
             std::printf(", --rate %.0f", options.rate);
@@ -888,11 +977,12 @@ int main(int argc, char** argv) {
         }
     }
     std::printf("RESULT conns=%zu connected=%" PRIu64 " size=%zu threads=%zu seconds=%.3f "
+                "wall_seconds=%.3f "
                 "msgs=%" PRIu64 " msgs_per_s=%.1f mb_per_s=%.3f p50_us=%.2f p99_us=%.2f "
                 "p999_us=%.2f errors=%" PRIu64 " mismatches=%" PRIu64
                 " client_cpu_pct=%.1f offered_rate=%.0f",
-                options.connections, connected, options.size, threads, elapsed, messages, rate,
-                megabytes, p50, p99, p999, errors, mismatches, client_percent, options.rate);
+                options.connections, connected, options.size, threads, elapsed, wall, messages,
+                rate, megabytes, p50, p99, p999, errors, mismatches, client_percent, options.rate);
     if (options.server_pid)
         std::printf(" server_cpu_pct=%.1f server_us_per_msg=%.4f server_user_us_per_msg=%.4f "
                     "rss_before_kib=%ld rss_idle_kib=%ld rss_after_kib=%ld",
