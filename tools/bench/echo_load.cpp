@@ -20,7 +20,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <deque>
 #include <fcntl.h>
 #include <fstream>
@@ -66,46 +65,52 @@ std::atomic<int> phase{connecting};
 /// Workers that have left their loop.
 std::atomic<std::size_t> workers_done{0};
 
-/// --sliced: the load is held (starts no message; the ones in flight finish) from SIGUSR1 to
-/// SIGUSR2, and starts held. run_echo gives each server's load its turn in short slices, so
-/// that every server is measured under the same drift of a shared machine. The warm-up and the
-/// measured window count only the time the load ran.
+/// --sliced: SIGUSR1 asks the load to hold (start no message), SIGUSR2 to run again; it starts
+/// held. A hold takes effect once the messages in flight have come back, and the load then
+/// prints HELD: run_echo waits for that line before it lets the next server's load run, so that
+/// no server drains its backlog in another's turn. The warm-up and the measured window count
+/// only the time the load ran (holds begin when HELD is printed).
 namespace gate {
-std::atomic<bool> held{false};
-std::atomic<std::int64_t> held_ns{0};    // the holds that ended
-std::atomic<std::int64_t> held_since{0}; // when the current hold began
-std::atomic<std::uint32_t> changes{0};   // odd while the handler updates (a sequence lock)
+std::atomic<bool> hold_wanted{false}; // the last signal; read by the workers
+// The rest is the main thread's (poll() and the marks).
+bool held = false;
+std::int64_t held_ns = 0;    // the holds that ended
+std::int64_t held_since = 0; // when the current hold began
 
 std::int64_t now_ns() noexcept {
-    timespec t{};
-    ::clock_gettime(CLOCK_MONOTONIC, &t); // async-signal-safe, unlike steady_clock::now()
-    return std::int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec;
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               bench_clock::now().time_since_epoch())
+        .count();
 }
 
 void on_signal(int signo) noexcept {
-    changes.fetch_add(1);
-    std::int64_t now = now_ns();
-    if (signo == SIGUSR1 && !held.load()) {
-        held_since.store(now);
-        held.store(true);
-    } else if (signo == SIGUSR2 && held.load()) {
-        held_ns.fetch_add(now - held_since.load());
-        held.store(false);
-    }
-    changes.fetch_add(1);
+    hold_wanted.store(signo == SIGUSR1);
 }
 
 void install() {
-    held_since.store(now_ns());
-    held.store(true);
+    held = true;
+    held_since = now_ns();
+    hold_wanted.store(true);
     struct sigaction action {};
     action.sa_handler = on_signal;
     action.sa_flags = SA_RESTART;
     sigemptyset(&action.sa_mask);
-    sigaddset(&action.sa_mask, SIGUSR1);
-    sigaddset(&action.sa_mask, SIGUSR2);
     ::sigaction(SIGUSR1, &action, nullptr);
     ::sigaction(SIGUSR2, &action, nullptr);
+}
+
+/// Follows the signals: a wanted hold begins once `in_flight` is 0, and a resume ends it.
+void poll(std::size_t in_flight) {
+    bool want = hold_wanted.load();
+    if (want && !held && in_flight == 0) {
+        held = true;
+        held_since = now_ns();
+        std::printf("HELD\n");
+        std::fflush(stdout);
+    } else if (!want && held) {
+        held = false;
+        held_ns += now_ns() - held_since;
+    }
 }
 
 /// An instant, and the nanoseconds held before it.
@@ -115,26 +120,13 @@ struct Mark {
 };
 
 Mark mark() noexcept {
-    for (;;) {
-        std::uint32_t before = changes.load();
-        std::int64_t now = now_ns();
-        std::int64_t total = held_ns.load();
-        if (held.load())
-            total += now - held_since.load();
-        if (before % 2 == 0 && changes.load() == before)
-            return Mark{now, total};
-    }
+    std::int64_t now = now_ns();
+    return Mark{now, held_ns + (held ? now - held_since : 0)};
 }
 
 /// Seconds the load ran between two marks (all of them without --sliced).
 double running_seconds(Mark from, Mark to) noexcept {
     return static_cast<double>((to.at - from.at) - (to.held - from.held)) / 1e9;
-}
-
-/// Sleeps until the load has run for `seconds` since `from`.
-void run_for(Mark from, double seconds) {
-    while (running_seconds(from, mark()) < seconds)
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 } // namespace gate
 
@@ -197,6 +189,7 @@ struct alignas(64) WorkerCounters {
     std::atomic<std::uint64_t> errors{0};
     std::atomic<std::uint64_t> mismatches{0};
     std::atomic<std::uint64_t> connected{0};
+    std::atomic<std::size_t> in_flight{0}; // messages out and not yet fully echoed
 };
 
 struct Connection {
@@ -264,7 +257,7 @@ class Worker {
             c.fd = -1;
         }
         if (std::exchange(c.busy, false))
-            --in_flight_;
+            set_in_flight(in_flight_ - 1);
     }
 
     /// Blocking connect (loopback completes the handshake within the call while the server's
@@ -292,7 +285,7 @@ class Worker {
     bool begin_message(Connection& c) {
         if (c.fd < 0 || phase.load(std::memory_order_relaxed) >= draining)
             return false; // failed while held back, or the window is over
-        if (gate::held.load(std::memory_order_relaxed) || !take_token()) {
+        if (gate::hold_wanted.load(std::memory_order_relaxed) || !take_token()) {
             paced_.push_back(index(c));
             return false;
         }
@@ -301,7 +294,7 @@ class Worker {
         c.mismatched = false;
         c.started = bench_clock::now();
         c.busy = true;
-        ++in_flight_;
+        set_in_flight(in_flight_ + 1);
         return true;
     }
 
@@ -325,7 +318,7 @@ class Worker {
     /// Counts the completed echo of `c` and starts its next message.
     void finish_message(Connection& c) {
         c.busy = false;
-        --in_flight_;
+        set_in_flight(in_flight_ - 1);
         ++c.counter;
         bump(counters.messages);
         bump(counters.bytes, options_.size);
@@ -339,7 +332,8 @@ class Worker {
 
     /// Starts the held-back messages the rate and the gate allow by now, oldest first.
     void release_paced() {
-        while (!paced_.empty() && !gate::held.load(std::memory_order_relaxed) && tokens() >= 1) {
+        while (!paced_.empty() && !gate::hold_wanted.load(std::memory_order_relaxed) &&
+               tokens() >= 1) {
             std::uint32_t index = paced_.front();
             paced_.pop_front();
             start_message(connections_[index]);
@@ -354,7 +348,12 @@ class Worker {
     std::size_t period_;
     std::uint32_t first_id_;
     std::vector<Connection> connections_;
-    std::size_t in_flight_ = 0;
+    std::size_t in_flight_ = 0; // counters.in_flight is its copy for the main thread
+
+    void set_in_flight(std::size_t n) noexcept {
+        in_flight_ = n;
+        counters.in_flight.store(n, std::memory_order_relaxed);
+    }
 
   private:
     /// This worker's share of --rate, in messages per second (0: unpaced).
@@ -739,8 +738,8 @@ bool parse_double(const char* text, double& out) {
                  "  --rate caps the messages per second over all connections (each still\n"
                  "  waits for its echo), so that servers can be compared at equal throughput.\n"
                  "  --sliced starts held and prints READY once connected; SIGUSR2 lets it run,\n"
-                 "  SIGUSR1 holds it again (messages in flight finish); W and D count only the\n"
-                 "  time it ran, and so do the rates it prints.\n",
+                 "  SIGUSR1 holds it again: once the messages in flight are back it prints\n"
+                 "  HELD. W and D count only the time it ran, and so do the rates it prints.\n",
                  problem);
     std::exit(2);
 }
@@ -870,6 +869,14 @@ int main(int argc, char** argv) {
             total += (w->counters.*member).load(std::memory_order_relaxed);
         return total;
     };
+    // Sleeps until the load has run for `seconds` since `from`, following --sliced's signals.
+    auto run_for = [&](gate::Mark from, double seconds) {
+        while (gate::running_seconds(from, gate::mark()) < seconds) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            if (options.sliced)
+                gate::poll(sum(&WorkerCounters::in_flight));
+        }
+    };
     // Wait until every connection is up or failed (each worker connects its own, in order).
     for (;;) {
         std::uint64_t settled = sum(&WorkerCounters::connected) + sum(&WorkerCounters::errors);
@@ -900,7 +907,7 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
     }
     phase.store(warming, std::memory_order_release);
-    gate::run_for(gate::mark(), options.warmup);
+    run_for(gate::mark(), options.warmup);
 
     // The measured window.
     std::uint64_t messages0 = sum(&WorkerCounters::messages);
@@ -911,7 +918,7 @@ int main(int argc, char** argv) {
     if (options.signal_server)
         ::kill(static_cast<pid_t>(options.server_pid), SIGUSR1);
     phase.store(measuring, std::memory_order_relaxed);
-    gate::run_for(start, options.duration);
+    run_for(start, options.duration);
     phase.store(draining, std::memory_order_relaxed);
     if (options.signal_server)
         ::kill(static_cast<pid_t>(options.server_pid), SIGUSR2);
