@@ -352,7 +352,7 @@ void Ring::send_wake(IoOp& op, int target_fd) {
 
 std::size_t Ring::submit_and_wait(std::chrono::nanoseconds timeout) {
     if (recv_pool_ != nullptr)
-        recv_pool_->publish(); // the receive buffers the last iteration gave back
+        recv_pool_->before_kernel_entry(); // hands over the buffers the iteration gave back
     int rc;
     if (timeout.count() <= 0) {
         // Non-blocking poll (work is ready): no timed wait in the kernel. Enter only if there

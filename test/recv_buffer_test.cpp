@@ -333,6 +333,51 @@ TEST_CASE("idle streams waiting in recv_buffer park no buffer, and the loop clos
     CHECK(open_descriptors() == before);
 }
 
+TEST_CASE("receives that starve together grow the pool by what they need, not a chunk each",
+          "[net][recv_buffer]") {
+    // 200 streams with bytes already waiting start reading in the same iteration: their
+    // multishot requests reach the kernel together, the first 64 take the first chunk's buffers
+    // and the other 136 starve (-ENOBUFS) in the same pass. Growing a chunk per starved request
+    // took the pool to its maximum (4,096 buffers); three chunks serve them.
+    auto body = []() -> Task<> {
+        constexpr int streams = 200;
+        constexpr std::uint64_t bytes_each = 100;
+        TcpListener listener = TcpListener::bind(any_loopback);
+        std::vector<TcpStream> clients;
+        std::vector<TcpStream> servers;
+        std::vector<std::byte> message(bytes_each);
+        for (std::uint64_t i = 0; i < bytes_each; ++i)
+            message[i] = byte_at(i);
+        for (int i = 0; i < streams; ++i) {
+            clients.push_back(co_await TcpStream::connect(listener.local_address()));
+            servers.push_back(co_await listener.accept());
+            co_await clients.back().send_all(message);
+        }
+        std::vector<ringlet::JoinHandle<Received>> readers;
+        for (TcpStream& s : servers)
+            readers.push_back(ringlet::spawn([](TcpStream& s) -> Task<Received> {
+                Received got;
+                while (got.bytes < bytes_each) {
+                    RecvBuffer b = co_await s.recv_buffer();
+                    if (b.empty())
+                        break;
+                    got.add(b);
+                }
+                co_return got;
+            }(s)));
+        int complete = 0;
+        for (auto& reader : readers) {
+            Received got = co_await reader;
+            complete += got.bytes == bytes_each && got.in_order;
+        }
+        CHECK(complete == streams);
+        const auto stats = EventLoop::current().stats();
+        CHECK(stats.recv_buffers >= 64);
+        CHECK(stats.recv_buffers <= 320); // the 200 receives' needs plus a chunk of slack
+    };
+    ringlet::run(body(), options());
+}
+
 TEST_CASE("bad receive-pool options are refused with the value named", "[net][recv_buffer]") {
     LoopOptions o = options();
     o.recv_buffer_count = 3;

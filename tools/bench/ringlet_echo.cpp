@@ -54,13 +54,14 @@ ringlet::Task<> accept_forever(ringlet::TcpListener& listener) {
 void print_loop_stats(const char* what, const ringlet::LoopStats& s0, const ringlet::LoopStats& s1,
                       std::uint64_t allocs, std::uint64_t received) {
     std::printf("ALLOCS %s allocations=%llu recvs=%llu loop_iterations=%llu completions=%llu "
-                "kernel_entries=%llu allocs_per_recv=%.6f\n",
+                "kernel_entries=%llu allocs_per_recv=%.6f recv_buffers=%zu\n",
                 what, static_cast<unsigned long long>(allocs),
                 static_cast<unsigned long long>(received),
                 static_cast<unsigned long long>(s1.iterations - s0.iterations),
                 static_cast<unsigned long long>(s1.completions - s0.completions),
                 static_cast<unsigned long long>(s1.kernel_entries - s0.kernel_entries),
-                received ? static_cast<double>(allocs) / static_cast<double>(received) : 0.0);
+                received ? static_cast<double>(allocs) / static_cast<double>(received) : 0.0,
+                s1.recv_buffers);
     std::fflush(stdout);
 }
 

@@ -41,8 +41,24 @@ class BufferPool {
 
     /// The kernel picks buffers from this pool (multishot receives can use it).
     bool has_ring() const noexcept { return buffer_ring_ != nullptr; }
-    /// After -ENOBUFS: hands the kernel another chunk. False if the pool is at its maximum.
-    bool grow() noexcept;
+    /// After -ENOBUFS, before the starved receive is re-armed: sees that the ring will hold a
+    /// buffer for it, growing by a chunk only when this iteration's starved receives outnumber
+    /// the buffers already added for them. False if the pool is at its maximum.
+    bool replenish() noexcept {
+        if (++starved_ <= added_for_starved_)
+            return true;
+        const std::uint32_t before = ring_buffers_;
+        if (!grow())
+            return false;
+        added_for_starved_ += ring_buffers_ - before;
+        return true;
+    }
+    /// The loop is about to enter the kernel: hands it the buffers recycled since the last call
+    /// and starts a new count of starved receives.
+    void before_kernel_entry() noexcept {
+        starved_ = added_for_starved_ = 0;
+        publish();
+    }
     /// The ring is going away (loop close): unregisters; buffers still lent stay readable.
     void detach() noexcept;
 
@@ -68,9 +84,8 @@ class BufferPool {
             publish();
         unpublished_ids_[unpublished_++] = id;
     }
-    /// Hands the kernel the ring buffers recycled since the last call. The loop calls it once
-    /// per iteration before entering the kernel, so a message costs no store-release on the
-    /// ring's tail of its own.
+    /// Hands the kernel the ring buffers recycled since the last call: once per iteration
+    /// (before_kernel_entry), so a message costs no store-release on the ring's tail of its own.
     void publish() noexcept;
 
     /// Buffers handed to the kernel so far (grows by chunks), for stats and tests.
@@ -87,6 +102,8 @@ class BufferPool {
         : buffer_size_(buffer_size), max_buffers_(max_buffers) {}
     ~BufferPool();
     void register_ring(io_uring* ring) noexcept;
+    /// Hands the kernel another chunk. False if the pool is at its maximum.
+    bool grow() noexcept;
     void free_spare(std::uint32_t id) noexcept;
     /// Hands ring buffers `ids[0..count)` to the kernel: writes them past the ring's tail, then
     /// moves the tail.
@@ -107,6 +124,11 @@ class BufferPool {
     std::uint32_t lent_ = 0;
     std::uint32_t refs_ = 1;
     std::uint32_t unpublished_ = 0;
+    // When the ring runs dry, every receive of that kernel pass starves at once; a chunk for
+    // each would add 64 buffers per starved connection (a 50-connection server's pool grew to
+    // 1,088 buffers, and a larger ring cycles the kernel's writes through more memory).
+    std::uint32_t starved_ = 0;           // receives starved this iteration
+    std::uint32_t added_for_starved_ = 0; // buffers added for them this iteration
     std::uint32_t unpublished_ids_[max_unpublished];
 };
 
