@@ -3,15 +3,19 @@
 // spare_flag set are user-space spares. Chunks are allocated on demand and never shrink: their
 // pages are touched only where the kernel writes, so an idle loop costs the ring's entries
 // plus the first chunk's address space.
-// The ring's entries are registered once (max_buffers of them) and filled chunk by chunk: the
-// kernel never sees more buffers than entries, so ring_add() cannot overwrite one it has not
-// consumed.
-// Recycled ring buffers wait in unpublished_ids_ until publish() (once per loop iteration, or
-// when the array is full): a message then costs an array store, and the ring's tail moves once
-// per batch. With DEFER_TASKRUN the kernel picks buffers only inside io_uring_enter, after the
-// publish. Without it, a receive can run between a recycle and the next publish and see up to
-// one iteration's recycled buffers missing; if that leaves the ring empty it says -ENOBUFS and
-// the pool grows as when every buffer is lent (up to recv_buffer_count).
+// Why the ring holds only part of the free buffers: the kernel takes buffers in ring order, so
+// with every free buffer in the ring each receive lands in the one freed longest ago, cycling
+// its writes through the whole pool (128 x 16 KiB = 2 MiB, this machine's L2). Freed buffers go
+// on a stack instead, and before each kernel entry the ring is filled up to a target from its
+// top: about twice the most one pass took recently (raised at once when a pass takes more, or
+// a receive starves; lowered once per window of 64 iterations). In the echo benchmark at
+// 50 x 16 KiB the kernel's receives then land in a few hundred KiB that are still cached.
+// in_ring_ counts what was handed to the ring and not yet seen filled; the kernel may have
+// taken more (completions not yet reaped), never less, so top_up() cannot overwrite an entry
+// the kernel has not consumed: it keeps at most target_ <= max_buffers_ (the ring's entries).
+// With DEFER_TASKRUN the kernel takes buffers only inside io_uring_enter, after the top-up.
+// Without it, a receive can run at another system call and find the ring short; it then
+// starves (-ENOBUFS), which raises the target, as when every buffer is lent.
 #include "ringlet/detail/buffer_pool.hpp"
 
 #include <algorithm>
@@ -72,6 +76,7 @@ void BufferPool::register_ring(io_uring* ring) noexcept {
     }
     ring_ = ring;
     buffer_ring_ = buffer_ring;
+    target_ = std::min(chunk_buffers, max_buffers_); // lowered once passes are seen
     if (!grow())
         detach();
 }
@@ -88,31 +93,57 @@ BufferPool::~BufferPool() {
 void BufferPool::detach() noexcept {
     if (buffer_ring_ == nullptr)
         return;
-    unpublished_ = 0;
+    free_.clear();
+    in_ring_ = 0;
     io_uring_unregister_buf_ring(ring_, group);
     ::munmap(buffer_ring_, max_buffers_ * sizeof(io_uring_buf));
     buffer_ring_ = nullptr;
     ring_ = nullptr;
 }
 
-void BufferPool::ring_add(const std::uint32_t* ids, std::uint32_t count) noexcept {
+void BufferPool::top_up() noexcept {
     // Not io_uring_buf_ring_add() per buffer: it reloads the ring's tail for every entry (the
     // tail shares memory with the first entry), and the member reads would be reloaded too (an
-    // entry's uint32_t length may alias buffer_size_). Read once here: 17 instructions an
-    // entry instead of ~35 (g++ 12 -O3).
+    // entry's uint32_t length may alias buffer_size_). Read once here.
+    const std::uint32_t count =
+        std::min(target_ - in_ring_, static_cast<std::uint32_t>(free_.size()));
     io_uring_buf_ring* const ring = buffer_ring_;
     const std::uint16_t tail = ring->tail;
     const std::uint32_t mask = max_buffers_ - 1;
     const std::uint32_t size = buffer_size_;
     std::byte* const* const chunks = chunks_.data();
+    const std::uint32_t* const top = free_.data() + free_.size() - 1;
     for (std::uint32_t i = 0; i < count; ++i) {
-        const std::uint32_t id = ids[i];
+        const std::uint32_t id = top[-static_cast<std::ptrdiff_t>(i)]; // the last freed first
         io_uring_buf& entry = ring->bufs[(tail + i) & mask];
         entry.addr = reinterpret_cast<std::uint64_t>(ring_buffer(chunks, id, size));
         entry.len = size;
         entry.bid = static_cast<std::uint16_t>(id);
     }
     io_uring_buf_ring_advance(ring, static_cast<int>(count));
+    free_.resize(free_.size() - count);
+    in_ring_ += count;
+}
+
+void BufferPool::raise_target(std::uint32_t wanted) noexcept {
+    target_ = std::min(wanted, max_buffers_);
+}
+
+void BufferPool::end_window() noexcept {
+    const std::uint32_t wanted = std::max(2 * peak_taken_, min_target);
+    if (wanted < target_)
+        target_ = std::min(wanted, max_buffers_);
+    peak_taken_ = 0;
+    window_left_ = window;
+}
+
+bool BufferPool::replenish() noexcept {
+    if (buffer_ring_ == nullptr)
+        return false;
+    raise_target(target_ + 1);
+    if (free_.size() + in_ring_ >= target_ || grow())
+        return true;
+    return !free_.empty();
 }
 
 bool BufferPool::grow() noexcept {
@@ -121,15 +152,17 @@ bool BufferPool::grow() noexcept {
     const std::uint32_t count = std::min(chunk_buffers, max_buffers_ - ring_buffers_);
     try {
         chunks_.reserve(chunks_.size() + 1);
+        free_.reserve(ring_buffers_ + count); // recycle() must not allocate
         chunks_.push_back(allocate_pages(std::size_t{chunk_buffers} * buffer_size_));
     } catch (const std::bad_alloc&) {
         return false;
     }
-    std::uint32_t ids[chunk_buffers];
-    for (std::uint32_t i = 0; i < count; ++i)
-        ids[i] = ring_buffers_ + i;
+    // Pushed highest id first, so that the chunk's first buffers are on top.
+    for (std::uint32_t i = count; i-- > 0;)
+        free_.push_back(ring_buffers_ + i);
     ring_buffers_ += count;
-    ring_add(ids, count);
+    if (in_ring_ < target_)
+        top_up();
     return true;
 }
 
@@ -157,13 +190,6 @@ std::uint32_t BufferPool::take_spare() {
 
 void BufferPool::free_spare(std::uint32_t id) noexcept {
     free_spares_.push_back(id); // capacity reserved by take_spare
-}
-
-void BufferPool::publish() noexcept {
-    if (unpublished_ == 0)
-        return;
-    ring_add(unpublished_ids_, unpublished_);
-    unpublished_ = 0;
 }
 
 } // namespace ringlet::detail

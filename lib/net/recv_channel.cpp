@@ -5,9 +5,9 @@
 // - A completion goes straight to the waiting recv_buffer() if there is one (the queue is then
 //   empty: a waiter only waits on an empty queue), else to the queue. End of stream and errors
 //   are sticky and come after every queued buffer, in order.
-// - -ENOBUFS ends the multishot request: the pool replenishes its ring if it may (a chunk per
-//   64 receives starved in one iteration), otherwise the next request is a single-shot one, so
-//   a reader never stalls on an exhausted pool.
+// - -ENOBUFS ends the multishot request: the pool keeps more buffers in its ring and grows if
+//   it may (BufferPool::replenish), otherwise the next request is a single-shot one, so a
+//   reader never stalls on an exhausted pool.
 // - A cancel for back-pressure or close ends the request with -ECANCELED; nothing is lost: the
 //   bytes stay in the socket until the next request.
 #include "ringlet/detail/recv_channel.hpp"
