@@ -5,11 +5,11 @@
 // plus the first chunk's address space.
 // Why the ring holds only part of the free buffers: the kernel takes buffers in ring order, so
 // with every free buffer in the ring each receive lands in the one freed longest ago, cycling
-// its writes through the whole pool (128 x 16 KiB = 2 MiB, this machine's L2). Freed buffers go
-// on a stack instead, and before each kernel entry the ring is filled up to a target from its
-// top: about twice the most one pass took recently (raised at once when a pass takes more, or
-// a receive starves; lowered once per window of 64 iterations). In the echo benchmark at
-// 50 x 16 KiB the kernel's receives then land in a few hundred KiB that are still cached.
+// its writes through the whole pool (1-2 MiB at 16 KiB a buffer, as much as a core's L2). Freed
+// buffers go on a stack instead, and before each kernel entry the ring is filled up to a target
+// from its top: about twice the most one pass took recently (raised at once when a pass takes
+// more, or a receive starves; lowered once per window of 64 iterations). In the echo benchmark
+// at 50 x 16 KiB the kernel's receives then land in a few hundred KiB that are still cached.
 // in_ring_ counts what was handed to the ring and not yet seen filled; the kernel may have
 // taken more (completions not yet reaped), never less, so top_up() cannot overwrite an entry
 // the kernel has not consumed: it keeps at most target_ <= max_buffers_ (the ring's entries).
@@ -105,6 +105,8 @@ void BufferPool::top_up() noexcept {
     // Not io_uring_buf_ring_add() per buffer: it reloads the ring's tail for every entry (the
     // tail shares memory with the first entry), and the member reads would be reloaded too (an
     // entry's uint32_t length may alias buffer_size_). Read once here.
+    if (in_ring_ >= target_ || free_.empty())
+        return;
     const std::uint32_t count =
         std::min(target_ - in_ring_, static_cast<std::uint32_t>(free_.size()));
     io_uring_buf_ring* const ring = buffer_ring_;
@@ -161,8 +163,7 @@ bool BufferPool::grow() noexcept {
     for (std::uint32_t i = count; i-- > 0;)
         free_.push_back(ring_buffers_ + i);
     ring_buffers_ += count;
-    if (in_ring_ < target_)
-        top_up();
+    top_up();
     return true;
 }
 

@@ -87,15 +87,14 @@ class BufferPool {
             return free_spare(id);
         if (buffer_ring_ == nullptr)
             return; // detached: the memory goes with the pool
-        free_.push_back(id); // capacity reserved by grow(): no allocation
+        // Capacity reserved by grow(): no allocation.
+        free_.push_back(id);
     }
 
     /// Buffers created for the ring so far (grows by chunks), for stats and tests.
     std::uint32_t ring_buffers() const noexcept { return ring_buffers_; }
     /// Buffers currently lent out (filled and not yet recycled, or spares taken).
     std::uint32_t lent() const noexcept { return lent_; }
-    /// Buffers the ring is filled up to at each kernel entry, for stats and tests.
-    std::uint32_t ring_target() const noexcept { return target_; }
 
   private:
     static constexpr std::uint32_t chunk_buffers = 64;
@@ -123,19 +122,19 @@ class BufferPool {
 
     io_uring* ring_ = nullptr;
     io_uring_buf_ring* buffer_ring_ = nullptr;
-    std::vector<std::byte*> chunks_;   // ring buffers, chunk_buffers each
-    std::vector<std::uint32_t> free_;  // free ring buffers not in the ring; last freed on top
-    std::vector<std::byte*> spares_;   // spare buffers by index
+    std::vector<std::byte*> chunks_;  // ring buffers, chunk_buffers each
+    std::vector<std::uint32_t> free_; // free ring buffers not in the ring; last freed on top
+    std::vector<std::byte*> spares_;  // spare buffers by index
     std::vector<std::uint32_t> free_spares_;
     std::uint32_t buffer_size_;
     std::uint32_t max_buffers_;
     std::uint32_t ring_buffers_ = 0;
     std::uint32_t lent_ = 0;
     std::uint32_t refs_ = 1;
-    std::uint32_t in_ring_ = 0;     // handed to the ring and not yet seen filled
-    std::uint32_t target_ = 0;      // what top_up() fills the ring to
-    std::uint32_t taken_ = 0;       // buffers filled since the last kernel entry
-    std::uint32_t peak_taken_ = 0;  // the most taken between two entries in this window
+    std::uint32_t in_ring_ = 0;    // handed to the ring and not yet seen filled
+    std::uint32_t target_ = 0;     // what top_up() fills the ring to
+    std::uint32_t taken_ = 0;      // buffers filled since the last kernel entry
+    std::uint32_t peak_taken_ = 0; // the most taken between two entries in this window
     std::uint32_t window_left_ = window;
 };
 
