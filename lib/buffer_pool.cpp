@@ -134,7 +134,7 @@ void BufferPool::raise_target(std::uint32_t wanted) noexcept {
 void BufferPool::end_window() noexcept {
     const std::uint32_t wanted = std::max(2 * peak_taken_, min_target);
     if (wanted < target_)
-        target_ = std::min(wanted, max_buffers_);
+        target_ = wanted;
     peak_taken_ = 0;
     window_left_ = window;
 }

@@ -239,7 +239,7 @@ class Worker {
     }
     bool keep_running() const noexcept {
         int current = phase.load(std::memory_order_relaxed);
-        return current != stopped && !(current == draining && in_flight_ == 0);
+        return current != stopped && !(current == draining && in_flight() == 0);
     }
     static void wait_for_start() {
         while (phase.load(std::memory_order_acquire) == connecting)
@@ -257,7 +257,7 @@ class Worker {
             c.fd = -1;
         }
         if (std::exchange(c.busy, false))
-            set_in_flight(in_flight_ - 1);
+            add_in_flight(-1);
     }
 
     /// Blocking connect (loopback completes the handshake within the call while the server's
@@ -294,7 +294,7 @@ class Worker {
         c.mismatched = false;
         c.started = bench_clock::now();
         c.busy = true;
-        set_in_flight(in_flight_ + 1);
+        add_in_flight(1);
         return true;
     }
 
@@ -318,7 +318,7 @@ class Worker {
     /// Counts the completed echo of `c` and starts its next message.
     void finish_message(Connection& c) {
         c.busy = false;
-        set_in_flight(in_flight_ - 1);
+        add_in_flight(-1);
         ++c.counter;
         bump(counters.messages);
         bump(counters.bytes, options_.size);
@@ -348,11 +348,14 @@ class Worker {
     std::size_t period_;
     std::uint32_t first_id_;
     std::vector<Connection> connections_;
-    std::size_t in_flight_ = 0; // counters.in_flight is its copy for the main thread
 
-    void set_in_flight(std::size_t n) noexcept {
-        in_flight_ = n;
-        counters.in_flight.store(n, std::memory_order_relaxed);
+    // Messages out and not yet echoed: this worker writes the count, the main thread reads it.
+    std::size_t in_flight() const noexcept {
+        return counters.in_flight.load(std::memory_order_relaxed);
+    }
+    void add_in_flight(std::ptrdiff_t delta) noexcept {
+        counters.in_flight.store(in_flight() + static_cast<std::size_t>(delta),
+                                 std::memory_order_relaxed);
     }
 
   private:
