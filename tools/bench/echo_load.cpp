@@ -22,6 +22,7 @@
 #include <cstring>
 #include <deque>
 #include <fcntl.h>
+#include <filesystem>
 #include <fstream>
 #include <liburing.h>
 #include <memory>
@@ -34,6 +35,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <system_error>
 #include <thread>
 #include <unistd.h>
 #include <utility>
@@ -703,6 +705,22 @@ long process_rss_kib(long pid) {
     return 0;
 }
 
+/// Times a process went to sleep (voluntary context switches, summed over its threads): how
+/// often a server found nothing to do and waited in the kernel to be woken. 0 if unknown.
+std::uint64_t process_sleeps(long pid) {
+    std::uint64_t sleeps = 0;
+    std::error_code error;
+    for (const auto& task :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", error)) {
+        std::ifstream file(task.path() / "status");
+        std::string line;
+        while (std::getline(file, line))
+            if (line.rfind("voluntary_ctxt_switches:", 0) == 0)
+                sleeps += std::strtoull(line.c_str() + 24, nullptr, 10);
+    }
+    return sleeps;
+}
+
 double self_cpu_seconds() {
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
@@ -916,6 +934,7 @@ int main(int argc, char** argv) {
     std::uint64_t messages0 = sum(&WorkerCounters::messages);
     std::uint64_t bytes0 = sum(&WorkerCounters::bytes);
     CpuTimes server0 = options.server_pid ? process_cpu_times(options.server_pid) : CpuTimes{};
+    std::uint64_t sleeps0 = options.server_pid ? process_sleeps(options.server_pid) : 0;
     double client0 = self_cpu_seconds();
     gate::Mark start = gate::mark();
     if (options.signal_server)
@@ -931,7 +950,11 @@ int main(int argc, char** argv) {
     std::uint64_t messages = sum(&WorkerCounters::messages) - messages0;
     std::uint64_t bytes = sum(&WorkerCounters::bytes) - bytes0;
     CpuTimes server1 = options.server_pid ? process_cpu_times(options.server_pid) : CpuTimes{};
+    std::uint64_t sleeps1 = options.server_pid ? process_sleeps(options.server_pid) : 0;
     double server_cpu = server1.total() - server0.total();
+    double sleeps_per_kmsg =
+        messages ? 1e3 * static_cast<double>(sleeps1 - sleeps0) / static_cast<double>(messages)
+                 : 0.0;
     double server_user = server1.user - server0.user;
     double client_cpu = self_cpu_seconds() - client0;
 
@@ -981,6 +1004,9 @@ int main(int argc, char** argv) {
                         100 * server_cpu / elapsed,
                         messages ? 1e6 * server_cpu / static_cast<double>(messages) : 0.0,
                         messages ? 1e6 * server_user / static_cast<double>(messages) : 0.0);
+            std::printf("  server slept %.1f times per 1,000 messages (voluntary context "
+                        "switches)\n",
+                        sleeps_per_kmsg);
             std::printf("  server RSS %ld KiB before connecting, %ld KiB idle with the "
                         "connections, %ld KiB after the run\n",
                         rss_before, rss_idle, rss_after);
@@ -995,11 +1021,12 @@ int main(int argc, char** argv) {
                 rate, megabytes, p50, p99, p999, errors, mismatches, client_percent, options.rate);
     if (options.server_pid)
         std::printf(" server_cpu_pct=%.1f server_us_per_msg=%.4f server_user_us_per_msg=%.4f "
-                    "rss_before_kib=%ld rss_idle_kib=%ld rss_after_kib=%ld",
+                    "server_sleeps_per_kmsg=%.2f rss_before_kib=%ld rss_idle_kib=%ld "
+                    "rss_after_kib=%ld",
                     100 * server_cpu / elapsed,
                     messages ? 1e6 * server_cpu / static_cast<double>(messages) : 0.0,
-                    messages ? 1e6 * server_user / static_cast<double>(messages) : 0.0, rss_before,
-                    rss_idle, rss_after);
+                    messages ? 1e6 * server_user / static_cast<double>(messages) : 0.0,
+                    sleeps_per_kmsg, rss_before, rss_idle, rss_after);
     std::printf("\n");
     return errors == 0 && mismatches == 0 ? 0 : 1;
 }
