@@ -350,6 +350,14 @@ void Ring::send_wake(IoOp& op, int target_fd) {
         reap(); // room for the next attempt; the SQE stays queued
 }
 
+inline bool Ring::must_enter_for_completions() const noexcept {
+    if (taskrun_flag_) {
+        unsigned flags = IO_URING_READ_ONCE(*ring_.sq.kflags);
+        return (flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+    }
+    return defer_taskrun_ && in_flight_ > 0;
+}
+
 std::size_t Ring::submit_and_wait(std::chrono::nanoseconds timeout) {
     if (recv_pool_ != nullptr)
         recv_pool_->before_kernel_entry(); // hands over the buffers the iteration gave back
@@ -362,6 +370,8 @@ std::size_t Ring::submit_and_wait(std::chrono::nanoseconds timeout) {
         if (io_uring_sq_ready(&ring_) > 0 || must_enter_for_completions()) {
             rc = io_uring_submit_and_get_events(&ring_);
             ++kernel_entries_;
+        } else if (io_uring_cq_ready(&ring_) == 0) {
+            return 0; // tasks switching among themselves: no call into the completion walk
         } else {
             rc = 0;
         }
@@ -383,14 +393,6 @@ std::size_t Ring::submit_and_wait(std::chrono::nanoseconds timeout) {
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
         throw std::system_error(-rc, std::generic_category(), "io_uring_enter (submit and wait)");
     return reap();
-}
-
-bool Ring::must_enter_for_completions() const noexcept {
-    if (taskrun_flag_) {
-        unsigned flags = IO_URING_READ_ONCE(*ring_.sq.kflags);
-        return (flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
-    }
-    return defer_taskrun_ && in_flight_ > 0;
 }
 
 std::size_t Ring::reap() noexcept {
