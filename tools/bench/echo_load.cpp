@@ -952,9 +952,11 @@ int main(int argc, char** argv) {
     CpuTimes server1 = options.server_pid ? process_cpu_times(options.server_pid) : CpuTimes{};
     std::uint64_t sleeps1 = options.server_pid ? process_sleeps(options.server_pid) : 0;
     double server_cpu = server1.total() - server0.total();
+    // A thread that ended within the window takes its count along: never report less than 0.
     double sleeps_per_kmsg =
-        messages ? 1e3 * static_cast<double>(sleeps1 - sleeps0) / static_cast<double>(messages)
-                 : 0.0;
+        messages && sleeps1 > sleeps0
+            ? 1e3 * static_cast<double>(sleeps1 - sleeps0) / static_cast<double>(messages)
+            : 0.0;
     double server_user = server1.user - server0.user;
     double client_cpu = self_cpu_seconds() - client0;
 
