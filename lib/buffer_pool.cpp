@@ -101,12 +101,10 @@ void BufferPool::detach() noexcept {
     ring_ = nullptr;
 }
 
-void BufferPool::top_up() noexcept {
+void BufferPool::fill_ring() noexcept {
     // Not io_uring_buf_ring_add() per buffer: it reloads the ring's tail for every entry (the
     // tail shares memory with the first entry), and the member reads would be reloaded too (an
     // entry's uint32_t length may alias buffer_size_). Read once here.
-    if (in_ring_ >= target_ || free_.empty())
-        return;
     const std::uint32_t count =
         std::min(target_ - in_ring_, static_cast<std::uint32_t>(free_.size()));
     io_uring_buf_ring* const ring = buffer_ring_;

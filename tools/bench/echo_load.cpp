@@ -952,12 +952,15 @@ int main(int argc, char** argv) {
     CpuTimes server1 = options.server_pid ? process_cpu_times(options.server_pid) : CpuTimes{};
     std::uint64_t sleeps1 = options.server_pid ? process_sleeps(options.server_pid) : 0;
     double server_cpu = server1.total() - server0.total();
-    // A thread that ended within the window takes its count along: never report less than 0.
-    double sleeps_per_kmsg =
-        messages && sleeps1 > sleeps0
-            ? 1e3 * static_cast<double>(sleeps1 - sleeps0) / static_cast<double>(messages)
-            : 0.0;
     double server_user = server1.user - server0.user;
+    auto per_message = [messages](double total) {
+        return messages ? total / static_cast<double>(messages) : 0.0;
+    };
+    const double server_us_per_msg = per_message(1e6 * server_cpu);
+    const double server_user_us_per_msg = per_message(1e6 * server_user);
+    // A thread that ended within the window takes its count along: never report less than 0.
+    const double sleeps_per_kmsg =
+        sleeps1 > sleeps0 ? per_message(1e3 * static_cast<double>(sleeps1 - sleeps0)) : 0.0;
     double client_cpu = self_cpu_seconds() - client0;
 
     // Let the messages in flight finish (they are verified too), at most 5 s: a worker leaves
@@ -1003,9 +1006,7 @@ int main(int argc, char** argv) {
         std::printf("  client CPU %.1f%%\n", client_percent);
         if (options.server_pid) {
             std::printf("  server CPU %.1f%%, %.3f us/message (%.3f of them in user space)\n",
-                        100 * server_cpu / elapsed,
-                        messages ? 1e6 * server_cpu / static_cast<double>(messages) : 0.0,
-                        messages ? 1e6 * server_user / static_cast<double>(messages) : 0.0);
+                        100 * server_cpu / elapsed, server_us_per_msg, server_user_us_per_msg);
             std::printf("  server slept %.1f times per 1,000 messages (voluntary context "
                         "switches)\n",
                         sleeps_per_kmsg);
@@ -1025,9 +1026,7 @@ int main(int argc, char** argv) {
         std::printf(" server_cpu_pct=%.1f server_us_per_msg=%.4f server_user_us_per_msg=%.4f "
                     "server_sleeps_per_kmsg=%.2f rss_before_kib=%ld rss_idle_kib=%ld "
                     "rss_after_kib=%ld",
-                    100 * server_cpu / elapsed,
-                    messages ? 1e6 * server_cpu / static_cast<double>(messages) : 0.0,
-                    messages ? 1e6 * server_user / static_cast<double>(messages) : 0.0,
+                    100 * server_cpu / elapsed, server_us_per_msg, server_user_us_per_msg,
                     sleeps_per_kmsg, rss_before, rss_idle, rss_after);
     std::printf("\n");
     return errors == 0 && mismatches == 0 ? 0 : 1;

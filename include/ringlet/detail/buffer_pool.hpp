@@ -58,8 +58,7 @@ class BufferPool {
         taken_ = 0;
         if (--window_left_ == 0)
             end_window();
-        if (in_ring_ < target_ && !free_.empty())
-            top_up();
+        top_up();
     }
     /// The ring is going away (loop close): unregisters; buffers still lent stay readable.
     void detach() noexcept;
@@ -112,9 +111,14 @@ class BufferPool {
     void free_spare(std::uint32_t id) noexcept;
     void raise_target(std::uint32_t wanted) noexcept;
     void end_window() noexcept;
-    /// Moves buffers from the top of the free stack into the ring until it holds target_:
-    /// writes them past the ring's tail, then moves the tail.
-    void top_up() noexcept;
+    /// Moves buffers from the top of the free stack into the ring until it holds target_ (or
+    /// the stack is empty). Inline: the loop calls it every iteration, and mostly it is full.
+    void top_up() noexcept {
+        if (in_ring_ < target_ && !free_.empty())
+            fill_ring();
+    }
+    /// top_up()'s work: writes the buffers past the ring's tail, then moves the tail.
+    void fill_ring() noexcept;
     static std::byte* ring_buffer(std::byte* const* chunks, std::uint32_t id,
                                   std::uint32_t buffer_size) noexcept {
         return chunks[id / chunk_buffers] + std::size_t{id % chunk_buffers} * buffer_size;
