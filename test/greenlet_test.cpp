@@ -1,13 +1,16 @@
 // Tests of ringlet::Greenlet (BasicGreenlet<T>): switching from plain code and between
 // greenlets with values, the parent receiving a finished greenlet's value or exception, dead
-// greenlets, switching to oneself, destruction of a suspended greenlet, and body forms.
+// greenlets, switching to oneself, destruction of a suspended greenlet, body forms, and the misuse
+// of a switch made inside a body (never co_awaited, get()).
 #include "support.hpp"
 
+#include <cstdio>
 #include <memory>
 #include <ringlet/greenlet.hpp>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -17,6 +20,7 @@ using ringlet::Greenlet;
 using ringlet::GreenletBody;
 using Log = std::vector<std::string>;
 using IntGreenlet = BasicGreenlet<int>;
+using StrGreenlet = BasicGreenlet<std::string>;
 
 static_assert(!std::is_copy_constructible_v<Greenlet>);
 static_assert(!std::is_move_constructible_v<Greenlet>);
@@ -27,6 +31,28 @@ struct Guard {
     std::string name;
     ~Guard() { log.push_back("~" + name); }
 };
+
+/// What `run` writes to file descriptor 2 (the greenlet's warnings go there directly).
+template <class F>
+std::string stderr_of(F run) {
+    std::fflush(stderr);
+    std::FILE* file = std::tmpfile();
+    REQUIRE(file != nullptr);
+    int saved = dup(STDERR_FILENO);
+    REQUIRE(saved >= 0);
+    REQUIRE(dup2(fileno(file), STDERR_FILENO) >= 0);
+    run();
+    std::fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    std::rewind(file);
+    std::string text;
+    char buffer[256];
+    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, file)) > 0;)
+        text.append(buffer, n);
+    std::fclose(file);
+    return text;
+}
 
 } // namespace
 
@@ -186,6 +212,66 @@ TEST_CASE("switching to oneself returns the value at once", "[greenlet]") {
     CHECK(g.switch_to(1).get() == 2);
     // From plain code, switching to main is switching to oneself too.
     CHECK(IntGreenlet::main().switch_to(8).get() == 8);
+
+    // A value that owns memory: moved, then copied, back to the switch (ASan checks the moves).
+    StrGreenlet s([](StrGreenlet& self, std::string v) -> StrGreenlet::Body {
+        std::string same = co_await self.switch_to(std::move(v) + " moved");
+        std::string copy = co_await self.switch_to(same);
+        co_return same + ", " + copy;
+    });
+    CHECK(s.switch_to(std::string(40, 'x')).get() ==
+          std::string(40, 'x') + " moved, " + std::string(40, 'x') + " moved");
+}
+
+TEST_CASE("a body may co_await a switch of greenlets of another value type: it acts as plain code",
+          "[greenlet]") {
+    StrGreenlet words([](std::string first) -> StrGreenlet::Body {
+        std::string more = co_await StrGreenlet::main().switch_to(first + "!");
+        co_return more + "?";
+    });
+    IntGreenlet g([&](int v) -> IntGreenlet::Body {
+        std::string first = co_await words.switch_to(std::string("hi")); // "hi!"
+        std::string second = co_await words.switch_to(first);            // "hi!?"
+        co_return v + static_cast<int>(second.size());
+    });
+    CHECK(g.switch_to(1).get() == 5);
+    CHECK(words.dead());
+    CHECK(g.dead());
+}
+
+TEST_CASE("a switch made inside a body and never co_awaited warns, and does not switch",
+          "[greenlet]") {
+    IntGreenlet other([](int v) -> IntGreenlet::Body { co_return v; });
+    IntGreenlet g([&](int) -> IntGreenlet::Body {
+        { auto forgotten = other.switch_to(5); }
+        co_return 7;
+    });
+    std::string warning = stderr_of([&] { CHECK(g.switch_to(0).get() == 7); });
+    CHECK_THAT(warning, Catch::Contains("switch_to() inside a greenlet was never co_awaited"));
+    CHECK_FALSE(other.started());
+}
+
+TEST_CASE("get() on a switch made inside a body throws std::logic_error; co_await it instead",
+          "[greenlet]") {
+    IntGreenlet* g_ptr = nullptr;
+    IntGreenlet times_ten([&](int v) -> IntGreenlet::Body {
+        for (;;)
+            v = co_await g_ptr->switch_to(v * 10);
+    });
+    std::string error;
+    IntGreenlet g([&](int v) -> IntGreenlet::Body {
+        auto pending = times_ten.switch_to(std::move(v));
+        try {
+            (void)std::move(pending).get();
+        } catch (const std::logic_error& e) {
+            error = e.what();
+        }
+        co_return co_await std::move(pending);
+    });
+    g_ptr = &g;
+    std::string warning = stderr_of([&] { CHECK(g.switch_to(3).get() == 30); });
+    CHECK_THAT(error, Catch::Contains("co_await it instead"));
+    CHECK(warning.empty()); // it was co_awaited in the end
 }
 
 TEST_CASE("destroying a suspended greenlet destroys its frame: its destructors run", "[greenlet]") {
@@ -309,7 +395,6 @@ TEST_CASE("switch_to from a ringlet Task acts as from plain code", "[greenlet]")
 
 TEST_CASE("switch_to an lvalue sends a copy, switch_to an rvalue moves the value when it switches",
           "[greenlet]") {
-    using StrGreenlet = BasicGreenlet<std::string>;
     std::vector<std::string> seen;
     StrGreenlet* echo_ptr = nullptr;
     StrGreenlet sender([&](std::string) -> StrGreenlet::Body {

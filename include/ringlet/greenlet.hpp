@@ -128,16 +128,14 @@ class GreenletSwitch {
     GreenletSwitch(const GreenletSwitch&) = delete;
     GreenletSwitch& operator=(const GreenletSwitch&) = delete;
     ~GreenletSwitch() {
-        if (state_ == state::pending)
-            std::fputs("ringlet: Greenlet::switch_to() inside a greenlet was never co_awaited: "
-                       "no switch happened\n",
-                       stderr);
+        if (flags_ != 0) [[unlikely]]
+            release();
     }
 
     /// The value passed back to the main greenlet by a switch made from plain code.
     /// Throws: std::logic_error if this switch was made inside a greenlet (co_await it).
     T get() && {
-        if (state_ != state::done)
+        if (target_ != nullptr)
             throw std::logic_error("GreenletSwitch::get() on a switch made inside a greenlet: "
                                    "co_await it instead");
         return std::move(*value_);
@@ -156,25 +154,41 @@ class GreenletSwitch {
 
   private:
     friend class BasicGreenlet<T>;
-    enum class state : unsigned char { done, pending, suspended };
     struct done_tag {};
     struct copy_tag {};
+    // In flags_, so that the destructor of the common switch (neither) tests one byte.
+    static constexpr unsigned char owns_value = 1; // owned_ holds a value
+    static constexpr unsigned char unawaited = 2;  // made inside a body, not co_awaited yet
 
     // A switch is never moved (returned as a prvalue, awaited by reference): value_ may point
     // into owned_.
-    GreenletSwitch(done_tag, T&& value)
-        : owned_(std::move(value)), value_(&*owned_), state_(state::done) {}
+    GreenletSwitch(done_tag, T&& value) : owned_(std::move(value)), flags_(owns_value) {
+        value_ = &owned_;
+    }
     /// Refers to the caller's value, moved only when the switch happens (one move fewer).
     GreenletSwitch(BasicGreenlet<T>& target, T& value)
-        : target_(&target), value_(&value), state_(state::pending) {}
+        : value_(&value), target_(&target), flags_(unawaited) {}
     /// Owns a copy of the value (switch_to(const T&), switch_to()).
     GreenletSwitch(BasicGreenlet<T>& target, copy_tag, T&& value)
-        : target_(&target), owned_(std::move(value)), value_(&*owned_), state_(state::pending) {}
+        : owned_(std::move(value)), target_(&target), flags_(owns_value | unawaited) {
+        value_ = &owned_;
+    }
+
+    [[gnu::noinline]] void release() noexcept {
+        if (flags_ & unawaited)
+            std::fputs("ringlet: Greenlet::switch_to() inside a greenlet was never co_awaited: "
+                       "no switch happened\n",
+                       stderr);
+        if (flags_ & owns_value)
+            owned_.~T();
+    }
 
     bool await_ready() {
-        if (state_ == state::done)
-            return true; // made from plain code: already switched
-        state_ = state::suspended;
+        if (!(flags_ & unawaited)) {
+            BasicGreenlet<T>::passed_ = value_; // made from plain code: already switched
+            return true;
+        }
+        flags_ &= static_cast<unsigned char>(~unawaited);
         if (target_->is_switch_target()) [[likely]]
             return false;
         return target_->prepare_slow(*this);
@@ -183,15 +197,20 @@ class GreenletSwitch {
         return target_->enter(value_);
     }
     T await_resume() {
-        if (state_ == state::done)
-            return std::move(*value_);
-        return BasicGreenlet<T>::running_->take_inbox(); // the resumed greenlet is running
+        T* received = BasicGreenlet<T>::passed_;
+        if (received == nullptr) [[unlikely]]
+            BasicGreenlet<T>::rethrow_in_running(); // a child's exception
+        return std::move(*received);
     }
 
-    BasicGreenlet<T>* target_ = nullptr;
-    std::optional<T> owned_; // a copy to send, or a finished switch's value
-    T* value_;               // the value sent; for a finished switch, the value received
-    state state_;
+    // target_ and value_ are not neighbours: g++ would store them as one vector and take the
+    // target's address back out of it (a few cycles more on the way to the next frame).
+    T* value_; // the value sent (or, from plain code, received)
+    union {
+        T owned_; // a copy to send, or a plain-code switch's value
+    };
+    BasicGreenlet<T>* target_ = nullptr; // null for a switch made from plain code
+    unsigned char flags_;
 };
 
 /// A coroutine that runs only when switched to (Python's greenlet), passing values of type T.
@@ -316,7 +335,7 @@ class BasicGreenlet {
         BasicGreenlet& m = main();
         if (m.thrown_)
             std::rethrow_exception(std::exchange(m.thrown_, nullptr));
-        return Switch(typename Switch::done_tag{}, m.take_inbox());
+        return Switch(typename Switch::done_tag{}, std::move(*passed_));
     }
 
     /// The common case of a switch inside a body: to another started, live greenlet.
@@ -326,17 +345,12 @@ class BasicGreenlet {
 
     /// The other cases of co_await switch_to(): false to suspend, true for a switch to oneself
     /// (Python returns the value at once). Throws for a dead target (before suspending).
-    bool prepare_slow(Switch& s) {
+    [[gnu::noinline]] bool prepare_slow(Switch& s) {
         if (this == running_) {
-            s.state_ = Switch::state::done;
+            passed_ = s.value_; // await_resume returns the value sent
             return true;
         }
-        try {
-            prepare_to_enter(*s.value_);
-        } catch (...) {
-            s.state_ = Switch::state::done;
-            throw;
-        }
+        prepare_to_enter(*s.value_);
         return false;
     }
 
@@ -352,9 +366,10 @@ class BasicGreenlet {
         }
     }
 
-    /// Makes this greenlet the running one; `value` is what its pending switch returns.
+    /// Makes this greenlet the running one; `value` is what its pending switch returns (null:
+    /// it rethrows thrown_).
     std::coroutine_handle<> enter(T* value) noexcept {
-        inbox_ = value;
+        passed_ = value;
         if (phase_ == phase::main) [[unlikely]] {
             running_ = nullptr;
             return std::noop_coroutine(); // back to the plain code's switch_to()
@@ -363,11 +378,9 @@ class BasicGreenlet {
         return frame_;
     }
 
-    /// What the switch that resumed this greenlet passed (or the exception of a child).
-    T take_inbox() {
-        if (thrown_) [[unlikely]]
-            std::rethrow_exception(std::exchange(thrown_, nullptr));
-        return std::move(*inbox_);
+    /// The exception of a child, raised at the running greenlet's pending switch.
+    [[noreturn]] static void rethrow_in_running() {
+        std::rethrow_exception(std::exchange(running_->thrown_, nullptr));
     }
 
     /// The body has returned or thrown: hand the outcome to the nearest live ancestor.
@@ -385,11 +398,15 @@ class BasicGreenlet {
     }
 
     static inline thread_local BasicGreenlet* running_ = nullptr; // null: main is running
+    // The value the switch being resumed returns: it lives in the sender, in a finished body's
+    // promise, or in the switch itself (made from plain code, or to oneself). Every way of
+    // resuming a switch sets it just before, so await_resume has one path and no state to test.
+    // Null: the resumed greenlet rethrows its thrown_.
+    static inline thread_local T* passed_ = nullptr;
 
     std::unique_ptr<Starter> starter_; // null for main
     handle_type frame_;
     BasicGreenlet* parent_ = nullptr; // null for main only
-    T* inbox_ = nullptr;              // lives in the suspended sender (or the plain caller)
     std::exception_ptr thrown_;       // a child's exception, raised at the pending switch
     phase phase_ = phase::not_started;
 };
