@@ -185,7 +185,7 @@ class GreenletSwitch {
 
     bool await_ready() {
         if (!(flags_ & unawaited)) {
-            BasicGreenlet<T>::passed_ = value_; // made from plain code: already switched
+            BasicGreenlet<T>::passed_ = value_; // made from plain code (or awaited already)
             return true;
         }
         flags_ &= static_cast<unsigned char>(~unawaited);
