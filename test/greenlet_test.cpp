@@ -41,10 +41,18 @@ std::string stderr_of(F run) {
     int saved = dup(STDERR_FILENO);
     REQUIRE(saved >= 0);
     REQUIRE(dup2(fileno(file), STDERR_FILENO) >= 0);
-    run();
-    std::fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
+    struct Restore { // also when `run` throws: later tests keep their stderr
+        int saved;
+        ~Restore() {
+            std::fflush(stderr);
+            dup2(saved, STDERR_FILENO);
+            close(saved);
+        }
+    };
+    {
+        Restore restore{saved};
+        run();
+    }
     std::rewind(file);
     std::string text;
     char buffer[256];
