@@ -525,8 +525,8 @@ class EpollWorker final : public Worker {
 
 /// io_uring: one multishot recv per connection into a provided-buffer ring, armed once, and per
 /// message one send that posts a completion only if it fails; one io_uring_enter per batch.
-/// So a message costs the load a send and a completion, far less CPU than the epoll engine's
-/// three system calls, and the server rather than the load sets the pace.
+/// Under full load the batches grow, so a message costs the load less CPU than the epoll
+/// engine's three system calls, and the server rather than the load sets the pace.
 class UringWorker final : public Worker {
   public:
     using Worker::Worker;
@@ -672,7 +672,7 @@ class UringWorker final : public Worker {
         Connection& c = connections_[cqe.user_data >> 1];
         if ((cqe.user_data & 1) == send_op) {
             if (c.fd >= 0)
-                fail(c, "send", cqe.res < 0 ? -cqe.res : EPIPE); // short or failed
+                fail(c, "send", cqe.res < 0 ? -cqe.res : EPIPE); // failed, or short: broken
             return;
         }
         if (cqe.res > 0 && c.fd >= 0) {
