@@ -560,8 +560,7 @@ class UringWorker final : public Worker {
                 complete(*cqe);
             }
             io_uring_cq_advance(&ring_, seen);
-            // The buffers given back in this batch, visible to the kernel at the next entry.
-            io_uring_buf_ring_advance(buffer_ring_, std::exchange(returned_, 0));
+            publish_returned(); // the kernel sees this batch's buffers at the next entry
         }
         workers_done.fetch_add(1);
     }
@@ -622,17 +621,21 @@ class UringWorker final : public Worker {
             unsupported("io_uring_register_buf_ring", -rc);
         for (std::uint32_t id = 0; id < buffer_count_; ++id)
             give_back(id);
-        io_uring_buf_ring_advance(buffer_ring_, std::exchange(returned_, 0));
+        publish_returned();
     }
 
     std::byte* buffer(std::uint32_t id) noexcept {
         return buffers_.data() + std::size_t{id} * buffer_size_;
     }
-    /// Returns buffer `id` to the ring (published by the next io_uring_buf_ring_advance).
+    /// Returns buffer `id` to the ring, for the kernel once publish_returned() has run.
     void give_back(std::uint32_t id) noexcept {
         io_uring_buf_ring_add(buffer_ring_, buffer(id), buffer_size_,
                               static_cast<std::uint16_t>(id), buffer_count_ - 1,
                               static_cast<int>(returned_++));
+    }
+    /// Moves the ring's tail past the buffers given back since the last call (one store).
+    void publish_returned() noexcept {
+        io_uring_buf_ring_advance(buffer_ring_, static_cast<int>(std::exchange(returned_, 0)));
     }
 
     io_uring_sqe* sqe() {
@@ -675,15 +678,15 @@ class UringWorker final : public Worker {
                 fail(c, "send", cqe.res < 0 ? -cqe.res : EPIPE); // failed, or short: broken
             return;
         }
+        const auto id = static_cast<std::uint32_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
         if (cqe.res > 0 && c.fd >= 0) {
-            auto id = static_cast<std::uint32_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
             // A byte beyond the message fails the connection ("echo longer than the message").
             if (verify(c, buffer(id), static_cast<std::size_t>(cqe.res), c.sent) &&
                 c.received == options_.size)
                 finish_message(c);
         }
         if (cqe.flags & IORING_CQE_F_BUFFER)
-            give_back(static_cast<std::uint32_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
+            give_back(id);
         if (c.fd < 0 || (cqe.flags & IORING_CQE_F_MORE))
             return;
         if (cqe.res == -ENOBUFS || cqe.res > 0) // the ring ran dry, or the kernel ended it
